@@ -1,0 +1,72 @@
+"""Project hooks: typed parameter validation before a run, and a summary of results after it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Pipeline
+
+from robust_mmr_pipeline.params import validate_sections
+
+logger = logging.getLogger(__name__)
+
+# Where results land, relative to the project root (the catalog's layer folders).
+RESULT_FOLDERS = {
+    "reports": Path("data/08_reporting"),
+    "checkpoints": Path("data/06_models"),
+}
+
+
+def _param_sections(pipeline: Pipeline) -> list[str]:
+    """The top-level parameter sections read by the pipeline's nodes (``params:x.y`` -> ``x``)."""
+    sections = {
+        name.removeprefix("params:").split(".")[0]
+        for name in pipeline.inputs()
+        if name.startswith("params:")
+    }
+    return sorted(sections)
+
+
+class ParameterValidationHooks:
+    """Fail before the first node runs when a parameter section does not match its dataclass."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
+        validate_sections(catalog.load("parameters"), _param_sections(pipeline))
+
+
+class RunSummaryHooks:
+    """Print where the results of a successful run are: reports, checkpoints, MLflow store."""
+
+    def __init__(self) -> None:
+        self._started = time.time()
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        self._started = time.time()
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        lines = [f"Run finished (pipeline: {run_params.get('pipeline_name') or '__default__'})."]
+        for label, folder in RESULT_FOLDERS.items():
+            fresh = sorted(
+                str(path)
+                for path in folder.rglob("*")
+                if path.is_file() and path.stat().st_mtime >= self._started - 1
+            ) if folder.is_dir() else []
+            if fresh:
+                shown = fresh[:12] + ([f"... and {len(fresh) - 12} more"] if len(fresh) > 12 else [])
+                lines.append(f"  {label} ({folder}/):")
+                lines += [f"    {item}" for item in shown]
+        try:
+            import mlflow
+
+            lines.append(f"  MLflow tracking store: {mlflow.get_tracking_uri()} "
+                         "(browse with: make mlflow-ui)")
+        except ImportError:
+            pass
+        print("\n".join(lines))  # noqa: T201 - the user-facing summary of `kedro run`

@@ -1,0 +1,43 @@
+"""Ingestion nodes: thin wrappers over ``robust_mmr_pipeline.sources``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from robust_mmr_pipeline.params import parse
+from robust_mmr_pipeline.pipelines.ingestion.params import IngestionParams
+from robust_mmr_pipeline.sources.ingest import ingest_all
+
+
+def ingest_sources(
+    parameters: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Read every configured source into the unified tables (+ rejects and image roots)."""
+    params = parse(IngestionParams, parameters, "ingestion")
+    tables, roots = ingest_all(params.sources, params.on_bad_record)
+    return (tables.images, tables.pairs, tables.vqa, tables.classification, tables.rejects, roots)
+
+
+def summarise_ingestion(
+    images: pd.DataFrame,
+    pairs: pd.DataFrame,
+    vqa: pd.DataFrame,
+    classification: pd.DataFrame,
+    rejects: pd.DataFrame,
+) -> dict[str, Any]:
+    """Counts per table, source and domain; the number of rejected records."""
+    return {
+        "rows": {
+            "images": len(images),
+            "pairs": len(pairs),
+            "vqa": len(vqa),
+            "classification": len(classification),
+            "rejects": len(rejects),
+        },
+        "images_per_source": images.groupby("source").size().to_dict(),
+        "images_per_domain": images.groupby("domain").size().to_dict(),
+        "vqa_per_split": vqa.groupby("split").size().to_dict(),
+        "rejects_per_reason": rejects.groupby("reason").size().to_dict(),
+    }

@@ -1,0 +1,38 @@
+"""Kedro project settings.
+
+Telemetry of Kedro, MLflow and DVC is off without the user doing anything: the environment
+defaults below apply to every ``kedro`` command run in this project (the ``.telemetry`` file at
+the project root answers kedro-telemetry's consent question, and ``.dvc/config`` sets
+``core.analytics = false``).
+"""
+
+import os
+
+from kedro.config import OmegaConfigLoader
+
+from robust_mmr_pipeline.hooks import ParameterValidationHooks, RunSummaryHooks
+
+for _name, _value in {
+    "KEDRO_DISABLE_TELEMETRY": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+HOOKS = (ParameterValidationHooks(), RunSummaryHooks())
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Soft merge: an env (local, test, gpu, vqa_rad) or --params overrides single keys of
+    # parameters_<pipeline>.yml without wiping their siblings.
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    "config_patterns": {
+        "mlflow": ["mlflow*", "mlflow*/**"],
+    },
+}

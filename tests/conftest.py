@@ -1,0 +1,79 @@
+"""Shared fixtures: a throw-away copy of the Kedro project and real Kedro runs inside it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+for _name, _value in {
+    "KEDRO_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(
+    os.environ.get("ROBUST_MMR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
+).resolve()
+
+
+def copy_project(destination: Path) -> Path:
+    """Copy what a Kedro session needs (pyproject, conf, empty data layers) to ``destination``."""
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO_ROOT / "pyproject.toml", destination / "pyproject.toml")
+    shutil.copytree(REPO_ROOT / "conf", destination / "conf", dirs_exist_ok=True)
+    # Kedro wants src/ inside the project (a symlink out of it is refused).
+    shutil.copytree(
+        REPO_ROOT / "src", destination / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for layer in (REPO_ROOT / "data").iterdir():
+        if layer.is_dir():
+            (destination / "data" / layer.name).mkdir(parents=True, exist_ok=True)
+    return destination
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh copy of the project in a temporary folder, as the working directory."""
+    project = copy_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    yield project
+
+
+@pytest.fixture
+def run_kedro(kedro_project: Path) -> Callable[..., dict[str, Any]]:
+    """Run a registered pipeline for real, in the temporary project, with the test env."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(kedro_project)
+
+    def _run(
+        pipeline_name: str | None = None,
+        env: str = "test",
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        with KedroSession.create(
+            project_path=kedro_project, env=env, runtime_params=params or {}
+        ) as session:
+            return session.run(pipeline_name=pipeline_name)
+
+    return _run
+
+
+def requires_shared(*parts: str) -> pytest.MarkDecorator:
+    """Skip (with the reason) when the shared real-data copy is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    return pytest.mark.skipif(
+        not path.exists(), reason=f"real data not present at {path} (set ROBUST_MMR_SHARED_DATA)"
+    )

@@ -1,0 +1,113 @@
+"""The Kedro project itself: registry, settings, parameter validation, Kedro-Viz, telemetry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robust_mmr_pipeline.params import ParameterError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+PIPELINE_DIRS = sorted(
+    p.name
+    for p in (REPO_ROOT / "src" / "robust_mmr_pipeline" / "pipelines").iterdir()
+    if (p / "pipeline.py").is_file()
+)
+
+
+def _kedro(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [KEDRO, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_every_pipeline_folder_is_registered() -> None:
+    from kedro.framework.startup import bootstrap_project
+
+    from robust_mmr_pipeline.pipeline_registry import DEFAULT_CHAIN, register_pipelines
+
+    bootstrap_project(REPO_ROOT)
+    pipelines = register_pipelines()
+    assert set(PIPELINE_DIRS) <= set(pipelines)
+    chained = [name for name in DEFAULT_CHAIN if name in pipelines]
+    default_nodes = {n.name for n in pipelines["__default__"].nodes}
+    assert default_nodes == {n.name for name in chained for n in pipelines[name].nodes}
+
+
+def test_registry_list_cli_shows_pipelines() -> None:
+    result = _kedro("registry", "list", cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    for name in [*PIPELINE_DIRS, "__default__"]:
+        assert f"- {name}" in result.stdout
+
+
+def test_viz_build_lists_every_pipeline_and_node(kedro_project: Path) -> None:
+    from kedro.framework.startup import bootstrap_project
+
+    from robust_mmr_pipeline.pipeline_registry import register_pipelines
+
+    result = _kedro("viz", "build", cwd=kedro_project)
+    assert result.returncode == 0, result.stderr + result.stdout
+    main = json.loads((kedro_project / "build" / "api" / "main").read_text())
+    bootstrap_project(kedro_project)
+    pipelines = register_pipelines()
+    assert {p["id"] for p in main["pipelines"]} == set(pipelines)
+    task_nodes = {n["name"]: set(n["pipelines"]) for n in main["nodes"] if n["type"] == "task"}
+    for name, pipeline in pipelines.items():
+        for node in pipeline.nodes:
+            assert name in task_nodes[node.name], (name, node.name)
+
+
+def test_parameters_soft_merge_keeps_siblings(kedro_project: Path) -> None:
+    from kedro.config import OmegaConfigLoader
+
+    from robust_mmr_pipeline.settings import CONFIG_LOADER_ARGS
+
+    local = kedro_project / "conf" / "local" / "parameters_ingestion.yml"
+    local.write_text(yaml.safe_dump({"ingestion": {"on_bad_record": "drop"}}))
+    loader = OmegaConfigLoader(
+        conf_source=str(kedro_project / "conf"),
+        **CONFIG_LOADER_ARGS,
+        runtime_params={"ingestion": {"sources": [{"kind": "csv", "root": "x"}]}},
+    )
+    params = loader["parameters"]["ingestion"]
+    assert params["on_bad_record"] == "drop"
+    assert params["sources"] == [{"kind": "csv", "root": "x"}]
+
+
+def test_mlflow_tracks_to_sqlite_by_default() -> None:
+    config = yaml.safe_load((REPO_ROOT / "conf" / "base" / "mlflow.yml").read_text())
+    assert config["server"]["mlflow_tracking_uri"].startswith("sqlite:///")
+
+
+def test_telemetry_is_off_without_user_action() -> None:
+    assert yaml.safe_load((REPO_ROOT / ".telemetry").read_text()) == {"consent": False}
+    code = (
+        "import os;"
+        "[os.environ.pop(k, None) for k in ('KEDRO_DISABLE_TELEMETRY','MLFLOW_DISABLE_TELEMETRY',"
+        "'DVC_NO_ANALYTICS')];"
+        "import robust_mmr_pipeline.settings;"
+        "print(os.environ['KEDRO_DISABLE_TELEMETRY'], os.environ['MLFLOW_DISABLE_TELEMETRY'],"
+        " os.environ['DVC_NO_ANALYTICS'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "true", "1"]
+
+
+def test_unknown_parameter_fails_before_any_node_runs(run_kedro, kedro_project: Path) -> None:
+    with pytest.raises(ParameterError, match="on_bad_recrod"):
+        run_kedro("ingestion", params={"ingestion": {"on_bad_recrod": "drop"}})
+    assert not (kedro_project / "data" / "03_primary" / "images.parquet").exists()
+
+
+def test_invalid_parameter_value_names_the_key(run_kedro) -> None:
+    with pytest.raises(ParameterError, match="on_bad_record"):
+        run_kedro("ingestion", params={"ingestion": {"on_bad_record": "ignore"}})
