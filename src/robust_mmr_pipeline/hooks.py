@@ -53,20 +53,28 @@ class RunSummaryHooks:
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
         lines = [f"Run finished (pipeline: {run_params.get('pipeline_name') or '__default__'})."]
         for label, folder in RESULT_FOLDERS.items():
-            fresh = sorted(
-                str(path)
-                for path in folder.rglob("*")
-                if path.is_file() and path.stat().st_mtime >= self._started - 1
-            ) if folder.is_dir() else []
+            fresh = (
+                sorted(
+                    str(path)
+                    for path in folder.rglob("*")
+                    if path.is_file() and path.stat().st_mtime >= self._started - 1
+                )
+                if folder.is_dir()
+                else []
+            )
             if fresh:
-                shown = fresh[:12] + ([f"... and {len(fresh) - 12} more"] if len(fresh) > 12 else [])
+                shown = fresh[:12] + (
+                    [f"... and {len(fresh) - 12} more"] if len(fresh) > 12 else []
+                )
                 lines.append(f"  {label} ({folder}/):")
                 lines += [f"    {item}" for item in shown]
         try:
             import mlflow
 
-            lines.append(f"  MLflow tracking store: {mlflow.get_tracking_uri()} "
-                         "(browse with: make mlflow-ui)")
+            lines.append(
+                f"  MLflow tracking store: {mlflow.get_tracking_uri()} "
+                "(browse with: make mlflow-ui)"
+            )
         except ImportError:
             pass
         print("\n".join(lines))  # noqa: T201 - the user-facing summary of `kedro run`

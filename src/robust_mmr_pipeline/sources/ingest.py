@@ -60,7 +60,9 @@ def ingest_all(
         for name, frame in tables.as_dict().items():
             per_table[name].append(frame)
         logger.info(
-            "Ingested %s (%s): %s", spec.source_name, spec.kind,
+            "Ingested %s (%s): %s",
+            spec.source_name,
+            spec.kind,
             ", ".join(f"{len(f)} {n}" for n, f in tables.as_dict().items()),
         )
     merged = {name: concat(frames, name) for name, frames in per_table.items()}

@@ -1,0 +1,1 @@
+"""Readers of published datasets and the SynthRad generator, all producing the unified schema."""
