@@ -1,0 +1,99 @@
+"""Training engine: Accelerate loop, safetensors checkpoints, decode-once image cache.
+
+Plain torch + Accelerate + safetensors; no Kedro. The pipeline layer calls :func:`train` with a
+model following ``docs/CONTRACTS.md``, a dataset, a :class:`TrainerConfig` and a collate
+function, and plugs logging in through the :class:`TrainLogger` protocol (e.g.
+:class:`MLflowLogger`). :func:`load_model` rebuilds a model from a checkpoint alone, through
+the allow-list of :func:`register_model_class`.
+"""
+
+from robust_mmr_pipeline._torchvision_compat import ensure_torchvision_importable
+
+ensure_torchvision_importable()
+
+from robust_mmr_pipeline.engine.callbacks import (  # noqa: E402
+    CompositeLogger,
+    MemoryLogger,
+    MLflowLogger,
+    TrainLogger,
+)
+from robust_mmr_pipeline.engine.checkpoint import (  # noqa: E402
+    CheckpointContents,
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_model,
+    load_model_weights,
+    read_trainer_state,
+    resolve_checkpoint,
+    save_checkpoint,
+    verify_checkpoint,
+)
+from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError  # noqa: E402
+from robust_mmr_pipeline.engine.data import (  # noqa: E402
+    GlobalBatchSampler,
+    ImageCache,
+    PairCollator,
+    PairDataset,
+    domain_vocabulary,
+    load_image,
+)
+from robust_mmr_pipeline.engine.optim import (  # noqa: E402
+    build_optimizer,
+    build_param_groups,
+    build_scheduler,
+    lr_factor,
+)
+from robust_mmr_pipeline.engine.registry import (  # noqa: E402
+    ModelClassNotAllowedError,
+    register_model_class,
+    registered_model_classes,
+    resolve_model_class,
+)
+from robust_mmr_pipeline.engine.trainer import (  # noqa: E402
+    NonFiniteLossError,
+    TrainResult,
+    evaluate,
+    make_accelerator,
+    predict,
+    train,
+)
+
+__all__ = [
+    "CheckpointContents",
+    "CheckpointError",
+    "CompositeLogger",
+    "GlobalBatchSampler",
+    "ImageCache",
+    "MLflowLogger",
+    "MemoryLogger",
+    "ModelClassNotAllowedError",
+    "NonFiniteLossError",
+    "PairCollator",
+    "PairDataset",
+    "TrainLogger",
+    "TrainResult",
+    "TrainerConfig",
+    "TrainerConfigError",
+    "build_optimizer",
+    "build_param_groups",
+    "build_scheduler",
+    "domain_vocabulary",
+    "evaluate",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_image",
+    "load_model",
+    "load_model_weights",
+    "lr_factor",
+    "make_accelerator",
+    "predict",
+    "read_trainer_state",
+    "register_model_class",
+    "registered_model_classes",
+    "resolve_checkpoint",
+    "resolve_model_class",
+    "save_checkpoint",
+    "train",
+    "verify_checkpoint",
+]
