@@ -42,10 +42,27 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its schema migrated once per test session.
+
+    Creating the schema takes seconds (alembic migrations); each project copy gets a copy of
+    this file instead, so every test still tracks to its own real, empty store.
+    """
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def kedro_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_template_db: Path
+) -> Iterator[Path]:
     """A fresh copy of the project in a temporary folder, as the working directory."""
     project = copy_project(tmp_path / "project")
+    shutil.copy2(mlflow_template_db, project / "mlflow.db")
     monkeypatch.chdir(project)
     yield project
 

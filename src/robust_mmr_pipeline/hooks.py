@@ -51,7 +51,9 @@ class RunSummaryHooks:
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        lines = [f"Run finished (pipeline: {run_params.get('pipeline_name') or '__default__'})."]
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
+        label = ", ".join(n for n in names if n) or "__default__"
+        lines = [f"Run finished (pipeline: {label})."]
         for label, folder in RESULT_FOLDERS.items():
             fresh = (
                 sorted(

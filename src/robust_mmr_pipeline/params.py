@@ -23,6 +23,7 @@ T = TypeVar("T")
 # config pulls in the model package, which light pipelines and Kedro-Viz must not pay for).
 PARAM_SCHEMAS: dict[str, str] = {
     "ingestion": "robust_mmr_pipeline.pipelines.ingestion.params:IngestionParams",
+    "validation": "robust_mmr_pipeline.pipelines.validation.params:ValidationParams",
     "domain_split": "robust_mmr_pipeline.pipelines.domain_split.params:DomainSplitParams",
 }
 

@@ -1,0 +1,53 @@
+"""Domain splits: in-domain, cross-domain (leave-one-domain-out) and perturbed test sets.
+
+Plain Python (no Kedro): the ``domain_split`` pipeline wires these functions.
+
+- assign.py             hash-based split assignment and seed derivation
+- protocols.py          protocols, image-level assignment, record joins, answer vocabulary
+- perturbation_sets.py  perturbed test set manifests (corruption x severity, seeds)
+- manifests.py          fixed schemas and deterministic ordering of the manifests
+- summary.py            counts table and figure
+"""
+
+from robust_mmr_pipeline.splits.assign import SplitFractions, derive_seed, unit_hash
+from robust_mmr_pipeline.splits.manifests import MANIFESTS, ManifestError, conform_manifest
+from robust_mmr_pipeline.splits.perturbation_sets import (
+    UnknownPerturbationError,
+    perturbation_sets,
+    record_seed,
+    resolve_perturbations,
+)
+from robust_mmr_pipeline.splits.protocols import (
+    CROSS_DOMAIN,
+    IN_DOMAIN,
+    LODO_PREFIX,
+    SplitError,
+    SplitManifests,
+    answer_vocabulary,
+    build_splits,
+    check_validation_summary,
+)
+from robust_mmr_pipeline.splits.summary import plot_split_counts, split_counts
+
+__all__ = [
+    "CROSS_DOMAIN",
+    "IN_DOMAIN",
+    "LODO_PREFIX",
+    "MANIFESTS",
+    "ManifestError",
+    "SplitError",
+    "SplitFractions",
+    "SplitManifests",
+    "UnknownPerturbationError",
+    "answer_vocabulary",
+    "build_splits",
+    "check_validation_summary",
+    "conform_manifest",
+    "derive_seed",
+    "perturbation_sets",
+    "plot_split_counts",
+    "record_seed",
+    "resolve_perturbations",
+    "split_counts",
+    "unit_hash",
+]

@@ -1,0 +1,399 @@
+"""Human-readable validation report (Markdown and HTML) and the stop on fatal failures.
+
+:func:`write_report` writes ``validation_report.md``, ``validation_report.html`` and
+``validation_summary.json`` atomically; :func:`raise_if_fatal` then stops the run with a
+:class:`DataValidationError` naming each failing fatal check's table, expectation, failing
+count and a few example records, so the report is on disk when the run stops.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+REPORT_FILES: dict[str, str] = {
+    "markdown": "validation_report.md",
+    "html": "validation_report.html",
+    "summary": "validation_summary.json",
+}
+TABLE_ORDER: tuple[str, ...] = (
+    "images",
+    "pairs",
+    "vqa",
+    "classification",
+    "rejects",
+    "image_files",
+    "phi_warnings",
+    "split_overlap",
+    "class_counts",
+)
+
+
+class DataValidationError(RuntimeError):
+    """A fatal validation check failed; the message names table, expectation, count, examples."""
+
+
+def _tables(summary: Mapping[str, Any]) -> list[str]:
+    seen = [c["table"] for c in summary["checks"]]
+    ordered = [t for t in TABLE_ORDER if t in seen]
+    return ordered + sorted(set(seen) - set(ordered))
+
+
+def _failures(summary: Mapping[str, Any], status: str) -> list[dict[str, Any]]:
+    return [c for c in summary["checks"] if c["status"] == status]
+
+
+def _count_text(check: Mapping[str, Any]) -> str:
+    if check.get("error"):
+        return "error"
+    if check["unexpected_count"] is None:
+        observed = check.get("observed_value")
+        if observed is None or (check["success"] and isinstance(observed, list)):
+            return ""
+        return f"observed {_short(observed, 60)}"
+    if check["unexpected_count"] and check["evaluated_count"]:
+        return f"{check['unexpected_count']} of {check['evaluated_count']}"
+    return str(check["unexpected_count"])
+
+
+def _result_rows(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-table result rows: consecutive passing expectations of one check and expectation
+    type (column_types over every column, ...) share a row; each failure has its own."""
+    rows: list[dict[str, Any]] = []
+    for check in checks:
+        last = rows[-1] if rows else None
+        if (
+            last is not None
+            and check["success"]
+            and last["success"]
+            and (last["check"], last["expectation"]) == (check["check"], check["expectation"])
+        ):
+            last["columns"].append(check["column"] or "")
+            continue
+        rows.append({**check, "columns": [check["column"] or ""]})
+    for row in rows:
+        row["column"] = ", ".join(c for c in row["columns"] if c)
+        if len(row["columns"]) > 1:
+            row["count_text"] = "" if row["unexpected_count"] is None else "0"
+        else:
+            row["count_text"] = _count_text(row)
+    return rows
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _headline(summary: Mapping[str, Any]) -> str:
+    status = "PASSED" if summary["success"] else "FAILED"
+    return (
+        f"{status}: {summary['fatal_failures']} fatal failure(s), {summary['warnings']} "
+        f"warning(s) over {summary['expectations']} expectations "
+        f"(Great Expectations {summary['great_expectations']}, {summary['seconds']} s)."
+    )
+
+
+def failure_message(summary: Mapping[str, Any], report_paths: Mapping[str, Path]) -> str:
+    """The text of the DataValidationError: every fatal failure with a few example records."""
+    lines = [
+        f"Data validation failed: {summary['fatal_failures']} fatal expectation(s) failed. "
+        f"Report: {report_paths.get('markdown')} (and .html, validation_summary.json)."
+    ]
+    for check in _failures(summary, "fatal"):
+        column = f" on column '{check['column']}'" if check["column"] else ""
+        if check.get("error"):
+            what = f"could not be evaluated: {check['error']}"
+        elif check["unexpected_count"] is not None:
+            what = f"{check['unexpected_count']} of {check['evaluated_count']} row(s) fail"
+        else:
+            what = f"observed {_short(check['observed_value'], 120)}"
+        lines.append(
+            f"- table '{check['table']}', check '{check['check']}' "
+            f"({check['expectation']}{column}): {what}; {check['description']}."
+        )
+        lines += [f"    e.g. {_short(example, 240)}" for example in check["examples"][:3]]
+    lines.append(
+        "Fix the data (or the ingestion options), or, to accept it, move the check from "
+        "validation.fatal to validation.warn in conf/<env>/parameters_validation.yml."
+    )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def _md_cell(value: Any) -> str:
+    text = "" if value is None else (value if isinstance(value, str) else _short(value, 200))
+    return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _md_records(records: list[Mapping[str, Any]]) -> list[str]:
+    if not records:
+        return []
+    headers = list(dict.fromkeys(k for r in records for k in r))
+    return _md_table(headers, [[r.get(h) for h in headers] for r in records])
+
+
+def _md_counts(title: str, nested: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    if not nested:
+        return []
+    inner = sorted({k for v in nested.values() for k in v})
+    rows = [[outer, *(values.get(k, 0) for k in inner)] for outer, values in nested.items()]
+    return [f"### {title}", "", *_md_table(["", *inner], rows)]
+
+
+def render_markdown(summary: Mapping[str, Any]) -> str:
+    """The report as Markdown."""
+    rows = summary["rows"]
+    lines = [
+        "# Data validation report",
+        "",
+        f"**{_headline(summary)}**",
+        "",
+        "Rows: " + ", ".join(f"{name} {n}" for name, n in rows.items()) + ".",
+        "",
+        "## Results per table",
+        "",
+    ]
+    for table in _tables(summary):
+        checks = [c for c in summary["checks"] if c["table"] == table]
+        lines += [f"### {table}", ""]
+        lines += _md_table(
+            ["check", "severity", "expectation", "column", "result", "unexpected"],
+            [
+                [
+                    r["check"],
+                    r["severity"],
+                    r["expectation"],
+                    r["column"],
+                    "pass" if r["success"] else f"**{r['status'].upper()}**",
+                    r["count_text"],
+                ]
+                for r in _result_rows(checks)
+            ],
+        )
+    problems = _failures(summary, "fatal") + _failures(summary, "warn")
+    if problems:
+        lines += ["## Failures and warnings", ""]
+        for c in problems:
+            column = f" on `{c['column']}`" if c["column"] else ""
+            lines += [
+                f"### {c['status'].upper()}: {c['table']} · {c['check']} ({_count_text(c)})",
+                "",
+                f"`{c['expectation']}`{column}: {c['description']}.",
+                "",
+            ]
+            if c.get("error"):
+                lines += [f"Error: {c['error']}", ""]
+            lines += _md_records(c["examples"])
+    phi = summary["phi"]
+    lines += ["## PHI warnings", "", f"{phi['count']} possible de-identification leak(s)."]
+    if phi["count"]:
+        lines += [
+            "By kind: " + ", ".join(f"{k} {v}" for k, v in phi["by_kind"].items()) + "; by "
+            "table: " + ", ".join(f"{k} {v}" for k, v in phi["by_table"].items()) + ".",
+            "",
+            *_md_records(phi["examples"]),
+        ]
+    lines += ["", "## Summaries", ""]
+    s = summary["summaries"]
+    lines += _md_counts("Images per source and domain", s["images_per_source_domain"])
+    lines += _md_counts("Images per source and modality", s["images_per_source_modality"])
+    lines += _md_counts("VQA rows per source and split", s["rows_per_source_split"]["vqa"])
+    lines += _md_counts(
+        "Classification rows per source and split", s["rows_per_source_split"]["classification"]
+    )
+    for source, balance in s["class_balance"].items():
+        lines += _md_counts(
+            f"Class balance: {source} (labels x split; max/min trainable ratio "
+            f"{balance['imbalance_ratio']})",
+            balance["labels"],
+        )
+    lines += _md_counts("VQA answer types per source", s["answer_types"])
+    lines += _md_counts(
+        f"Answer vocabulary (scope: {s['answer_vocab_scope']})", s["answer_vocabulary"]
+    )
+    lines += _md_counts("Train/test image overlap per source", s["split_overlap"])
+    lines += _md_counts("Pairs per text kind and style", s["pairs_per_kind"])
+    lines += _md_counts("Rejected records per source and reason", s["rejects_per_reason"])
+    files = s["image_files"]
+    lines += [
+        "### Image files",
+        "",
+        *_md_table(["measure", "value"], [[k, v] for k, v in files.items()]),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ----------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top;font-size:.9em}
+th{background:#f3f3f3}.pass{color:#17692b}.warn{color:#9a6700;font-weight:bold}
+.fatal{color:#b00020;font-weight:bold}.banner{padding:.6em 1em;border-radius:4px}
+.ok{background:#e6f4ea}.bad{background:#fde7e9}code{background:#f6f6f6;padding:0 .2em}
+"""
+
+
+def _h(value: Any) -> str:
+    text = "" if value is None else (value if isinstance(value, str) else _short(value, 200))
+    return html.escape(text)
+
+
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_h(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_records(records: list[Mapping[str, Any]]) -> str:
+    if not records:
+        return ""
+    headers = list(dict.fromkeys(k for r in records for k in r))
+    return _html_table(headers, [[_h(r.get(h)) for h in headers] for r in records])
+
+
+def _html_counts(title: str, nested: Mapping[str, Mapping[str, Any]]) -> str:
+    if not nested:
+        return ""
+    inner = sorted({k for v in nested.values() for k in v})
+    rows = [[_h(o), *(_h(v.get(k, 0)) for k in inner)] for o, v in nested.items()]
+    return f"<h3>{_h(title)}</h3>" + _html_table(["", *inner], rows)
+
+
+def render_html(summary: Mapping[str, Any]) -> str:
+    """The report as a self-contained HTML page."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Data validation report</title>"
+        f"<style>{_CSS}</style></head><body><h1>Data validation report</h1>",
+        f"<p class='banner {'ok' if summary['success'] else 'bad'}'>{_h(_headline(summary))}</p>",
+        "<p>Rows: "
+        + _h(", ".join(f"{name} {n}" for name, n in summary["rows"].items()))
+        + ".</p><h2>Results per table</h2>",
+    ]
+    for table in _tables(summary):
+        rows = []
+        for r in _result_rows([c for c in summary["checks"] if c["table"] == table]):
+            status = "pass" if r["success"] else r["status"]
+            rows.append(
+                [
+                    _h(r["check"]),
+                    _h(r["severity"]),
+                    f"<code>{_h(r['expectation'])}</code>",
+                    _h(r["column"]),
+                    f"<span class='{status}'>{_h(status.upper())}</span>",
+                    _h(r["count_text"]),
+                ]
+            )
+        parts.append(f"<h3>{_h(table)}</h3>")
+        parts.append(
+            _html_table(
+                ["check", "severity", "expectation", "column", "result", "unexpected"], rows
+            )
+        )
+    problems = _failures(summary, "fatal") + _failures(summary, "warn")
+    if problems:
+        parts.append("<h2>Failures and warnings</h2>")
+        for c in problems:
+            parts.append(
+                f"<h3 class='{c['status']}'>{_h(c['status'].upper())}: {_h(c['table'])} · "
+                f"{_h(c['check'])} ({_h(_count_text(c))})</h3>"
+                f"<p><code>{_h(c['expectation'])}</code>"
+                + (f" on <code>{_h(c['column'])}</code>" if c["column"] else "")
+                + f": {_h(c['description'])}.</p>"
+            )
+            if c.get("error"):
+                parts.append(f"<p>Error: {_h(c['error'])}</p>")
+            parts.append(_html_records(c["examples"]))
+    phi = summary["phi"]
+    parts.append(f"<h2>PHI warnings</h2><p>{phi['count']} possible de-identification leak(s).")
+    if phi["count"]:
+        parts.append(
+            " By kind: "
+            + _h(", ".join(f"{k} {v}" for k, v in phi["by_kind"].items()))
+            + "; by table: "
+            + _h(", ".join(f"{k} {v}" for k, v in phi["by_table"].items()))
+        )
+    parts.append("</p>" + _html_records(phi["examples"]) + "<h2>Summaries</h2>")
+    s = summary["summaries"]
+    parts += [
+        _html_counts("Images per source and domain", s["images_per_source_domain"]),
+        _html_counts("Images per source and modality", s["images_per_source_modality"]),
+        _html_counts("VQA rows per source and split", s["rows_per_source_split"]["vqa"]),
+        _html_counts(
+            "Classification rows per source and split", s["rows_per_source_split"]["classification"]
+        ),
+    ]
+    parts += [
+        _html_counts(
+            f"Class balance: {source} (labels x split; max/min trainable ratio "
+            f"{balance['imbalance_ratio']})",
+            balance["labels"],
+        )
+        for source, balance in s["class_balance"].items()
+    ]
+    parts += [
+        _html_counts("VQA answer types per source", s["answer_types"]),
+        _html_counts(
+            f"Answer vocabulary (scope: {s['answer_vocab_scope']})", s["answer_vocabulary"]
+        ),
+        _html_counts("Train/test image overlap per source", s["split_overlap"]),
+        _html_counts("Pairs per text kind and style", s["pairs_per_kind"]),
+        _html_counts("Rejected records per source and reason", s["rejects_per_reason"]),
+        "<h3>Image files</h3>"
+        + _html_table(["measure", "value"], [[_h(k), _h(v)] for k, v in s["image_files"].items()]),
+        "</body></html>",
+    ]
+    return "".join(parts) + "\n"
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summary_json(summary: Mapping[str, Any]) -> str:
+    """The summary as the JSON text written to validation_summary.json."""
+    return json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_report(
+    summary: Mapping[str, Any], markdown: str, html_text: str, report_dir: str | Path
+) -> dict[str, Path]:
+    """Write the Markdown, HTML and JSON summary into ``report_dir``; return their paths."""
+    folder = Path(report_dir)
+    paths = {kind: folder / name for kind, name in REPORT_FILES.items()}
+    _atomic_write(paths["markdown"], markdown)
+    _atomic_write(paths["html"], html_text)
+    _atomic_write(paths["summary"], summary_json(summary))
+    return paths
+
+
+def raise_if_fatal(summary: Mapping[str, Any], report_paths: Mapping[str, Path]) -> None:
+    """Raise DataValidationError when a fatal check failed (after the report was written)."""
+    if not summary["success"]:
+        raise DataValidationError(failure_message(summary, report_paths))
