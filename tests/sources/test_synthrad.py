@@ -249,6 +249,8 @@ def test_write_synthrad_tables_conform(tmp_path):
     assert [json.loads(line)["image_id"] for line in truth] == list(images["image_id"])
     saved = json.loads((tmp_path / "synthrad_config.json").read_text())
     assert SynthRadConfig.from_dict(saved) == config
+    again = write_synthrad(config, tmp_path / "again")
+    assert list(again.images["sha256"]) == list(images["sha256"])  # byte-identical PNGs
     renamed = write_synthrad(SynthRadConfig(n_studies=3, image_size=32), tmp_path / "b", "synth_b")
     assert set(renamed.images["source"]) == {"synth_b"}
     assert renamed.vqa["qid"].str.startswith("synth_b:").all()

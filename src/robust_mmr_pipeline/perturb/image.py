@@ -2,9 +2,10 @@
 
 All corruptions take ``images`` float ``[B, C, H, W]`` in [0, 1] on any device and return
 the same shape, dtype and device, clamped to [0, 1]. They are vectorised over the batch (no
-Python loop over samples; the few Python loops run over fixed, small counts such as kernel
-taps) and a batch may mix severities (``severity`` a long tensor ``[B]``). Computation is
-float32 whatever the input float dtype (the result is cast back). No gradients are recorded.
+Python loop over samples; the only Python loops run over small fixed counts: the 16 streak
+directions of ``ct_streak`` and at most 41 Poisson inversion steps of ``shot_noise``) and a
+batch may mix severities (``severity`` a long tensor ``[B]``). Computation is float32
+whatever the input float dtype (the result is cast back). No gradients are recorded.
 
 Severity tables
 ---------------
@@ -45,6 +46,7 @@ clearly visible at severity 1 and dominant but not anatomy-erasing at severity 5
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -153,66 +155,37 @@ def _poisson(rate: torch.Tensor, generator: Generator) -> torch.Tensor:
     One standard normal ``z`` is drawn per element (so the random stream does not depend on
     the rates). Rates of at least ``POISSON_EXACT_BELOW`` use the skew-corrected
     (Cornish-Fisher) normal approximation ``round(rate + sqrt(rate) z + (z^2 - 1) / 6)``,
-    whose CDF is within 0.2 % of Poisson's there; smaller positive rates are sampled exactly
+    whose CDF is within 0.2 % of Poisson's there; smaller rates are sampled exactly
     by CDF inversion of the uniform ``Phi(z)`` (a bounded loop over counts, on those elements
     only). ``torch.poisson`` is avoided because on CPU it costs 50-100 ns per element.
     """
     z = random_tensor("randn", rate.shape, rate.device, generator)
-    skew = (z * z - 1.0).div_(6.0)
-    counts = (rate.sqrt() * z).add_(rate).add_(skew).round_().clamp_min_(0.0)
-    counts.masked_fill_(rate <= 0, 0.0)
-    small = ((rate < POISSON_EXACT_BELOW) & (rate > 0)).view(-1).nonzero().squeeze(1)
-    if small.numel():
-        r = rate.reshape(-1).index_select(0, small)
-        u = torch.special.ndtr(z.view(-1).index_select(0, small))
-        prob = torch.exp(-r)
-        cdf = prob.clone()
-        k = torch.zeros_like(r)
-        for step in range(1, _POISSON_MAX_STEPS + 1):
-            above = u > cdf
-            if step % 8 == 0 and not bool(above.any()):
+    # rate + sqrt(rate) z + (z^2 - 1) / 6, in two fused passes.
+    counts = torch.addcmul(rate - 1.0 / 6.0, z, z, value=1.0 / 6.0).addcmul_(rate.sqrt(), z)
+    counts.round_().clamp_min_(0.0)
+    flat = counts.view(-1)
+    small = (rate < POISSON_EXACT_BELOW).view(-1).nonzero().squeeze(1)
+    flat.index_fill_(0, small, 0.0)
+    # Inversion: X = #{k >= 0 : u > CDF(k)}. Elements leave the working set once u <= CDF
+    # (right away for count 0, which covers zero rates, then every 8 steps), so the loop's
+    # cost follows the typical count, not the largest one.
+    index, r = small, rate.reshape(-1).index_select(0, small)
+    u = torch.special.ndtr(z.view(-1).index_select(0, small))
+    prob = torch.exp(-r)
+    cdf = prob.clone()
+    for step in range(_POISSON_MAX_STEPS + 1):
+        above = u > cdf
+        if step % 8 == 0:
+            keep = above.nonzero().squeeze(1)
+            if keep.numel() == 0:
                 break
-            k += above
-            prob.mul_(r).div_(step)
-            cdf += prob
-        counts.view(-1).index_copy_(0, small, k)
+            index, r, u, prob, cdf, above = (
+                t.index_select(0, keep) for t in (index, r, u, prob, cdf, above)
+            )
+        flat.index_add_(0, index, above.to(flat.dtype))
+        prob.mul_(r).div_(step + 1)
+        cdf += prob
     return counts
-
-
-def _integral_image(x: torch.Tensor) -> torch.Tensor:
-    """Zero-padded 2-D cumulative sum of ``x - 0.5`` (centred for float32 accuracy).
-
-    ``[B, C, H, W]`` -> ``[B, C, H + 1, W + 1]``; ``S[i, j]`` is the sum over rows ``< i``
-    and columns ``< j``.
-    """
-    s = (x - 0.5).cumsum(-1).cumsum(-2)
-    return F.pad(s, (1, 0, 1, 0))
-
-
-def _lerp_gather(values: torch.Tensor, pos: torch.Tensor, dim: int) -> torch.Tensor:
-    """Linear interpolation of ``values`` along ``dim`` (2 or 3) at per-sample positions.
-
-    Args:
-        values: ``[B, C, N, M]``.
-        pos: ``[B, n]`` float positions in ``[0, size - 1]`` along ``dim``.
-
-    Returns:
-        ``[B, C, n, M]`` (dim 2) or ``[B, C, N, n]`` (dim 3).
-    """
-    b, c = values.shape[:2]
-    size = values.shape[dim]
-    lo = pos.floor().long().clamp(0, max(size - 2, 0))
-    hi = (lo + 1).clamp(max=size - 1)
-    frac = (pos - lo.to(pos.dtype)).clamp(0.0, 1.0)
-    if dim == 2:
-        shape = (b, c, pos.shape[1], values.shape[3])
-        lo_v = values.gather(2, lo[:, None, :, None].expand(shape))
-        hi_v = values.gather(2, hi[:, None, :, None].expand(shape))
-        return lo_v + (hi_v - lo_v) * frac[:, None, :, None]
-    shape = (b, c, values.shape[2], pos.shape[1])
-    lo_v = values.gather(3, lo[:, None, None, :].expand(shape))
-    hi_v = values.gather(3, hi[:, None, None, :].expand(shape))
-    return lo_v + (hi_v - lo_v) * frac[:, None, None, :]
 
 
 def _take(values: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
@@ -223,44 +196,29 @@ def _take(values: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
     return values.gather(3, index[:, None, None, :].expand(b, c, n, index.shape[1]))
 
 
-def _block_means(
-    x: torch.Tensor, factor: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PIL ``BOX`` down-sampling to ``floor(H * factor)`` x ``floor(W * factor)`` per sample.
+def _box_matrix(size: int, low: torch.Tensor, cells: int) -> torch.Tensor:
+    """PIL ``BOX`` reduction of ``size`` pixels to ``low`` cells as averaging weights.
 
-    Low-resolution cell ``k`` (of ``h``) is the mean of the pixels ``j`` whose centres fall in
-    ``(k H / h, (k + 1) H / h]``, i.e. rows ``floor(k H / h - 1/2) + 1 ..``, exactly PIL's ``BOX``
-    reduction, computed from the integral image with one gather per axis. Samples get
-    different low-res sizes, so the result is padded to the batch maximum (cells beyond a
-    sample's size are never read).
+    Cell ``k`` averages the pixels ``j`` whose centres fall in ``(k s, (k + 1) s]`` with
+    ``s = size / low``, i.e. ``floor(k s - 1/2) < j <= floor((k + 1) s - 1/2)``, exactly
+    PIL's ``BOX`` filter when shrinking. Rows ``k >= low`` (padding up to ``cells``) are
+    never read.
 
     Args:
-        x: ``[B, C, H, W]``.
-        factor: ``[B]`` in (0, 1].
+        size: pixels along the axis.
+        low: ``[B]`` cells per sample (1..size).
+        cells: the batch maximum of ``low``.
 
     Returns:
-        ``(means [B, C, hmax, wmax], h [B], w [B])`` with ``h``, ``w`` the per-sample sizes.
+        ``[B, cells, size]`` float32, rows summing to 1 (0 for padding rows).
     """
-    height, width = x.shape[-2:]
-    low_h = (height * factor).floor().long().clamp(1, height)
-    low_w = (width * factor).floor().long().clamp(1, width)
-    hmax, wmax = int(low_h.max()), int(low_w.max())
-
-    def edges(size: int, low: torch.Tensor, cells: int) -> torch.Tensor:
-        k = torch.arange(cells + 1, device=x.device, dtype=torch.float32)
-        edge = torch.floor(k[None] * (size / low[:, None].to(torch.float32)) - 0.5) + 1.0
-        return edge.clamp(0, size).long()  # [B, cells + 1]
-
-    row_edges = edges(height, low_h, hmax)
-    col_edges = edges(width, low_w, wmax)
-    strips = _take(_integral_image(x), row_edges, 2)
-    strips = strips[:, :, 1:] - strips[:, :, :-1]  # [B, C, hmax, W + 1]
-    corners = _take(strips, col_edges, 3)
-    sums = corners[..., 1:] - corners[..., :-1]  # [B, C, hmax, wmax]
-    row_len = (row_edges[:, 1:] - row_edges[:, :-1]).clamp_min(1)
-    col_len = (col_edges[:, 1:] - col_edges[:, :-1]).clamp_min(1)
-    area = (row_len[:, :, None] * col_len[:, None, :]).to(x.dtype)
-    return sums / area[:, None] + 0.5, low_h, low_w
+    k = torch.arange(cells + 1, device=low.device, dtype=torch.float32)
+    step = size / low[:, None].to(torch.float32)
+    edges = (torch.floor(k[None] * step - 0.5) + 1.0).clamp(0, size)  # [B, cells + 1]
+    j = torch.arange(size, device=low.device, dtype=torch.float32)
+    inside = (j >= edges[:, :-1, None]) & (j < edges[:, 1:, None])
+    weights = inside.to(torch.float32)
+    return weights / weights.sum(dim=2, keepdim=True).clamp_min(1.0)
 
 
 def _nearest_up_index(size: int, low: torch.Tensor) -> torch.Tensor:
@@ -273,11 +231,72 @@ def _nearest_up_index(size: int, low: torch.Tensor) -> torch.Tensor:
     return torch.div((2 * i + 1) * low[:, None], 2 * size, rounding_mode="floor")
 
 
-def _bilinear_up_positions(size: int, low: torch.Tensor) -> torch.Tensor:
-    """Half-pixel-centre bilinear up-sampling positions ``[B, size]`` into ``low`` cells."""
+def _bilinear_matrix(size: int, low: torch.Tensor, cells: int) -> torch.Tensor:
+    """Half-pixel-centre bilinear up-sampling from ``low`` cells to ``size`` pixels.
+
+    Returns ``[B, size, cells]`` interpolation weights (two per row, edge cells clamped).
+    """
     i = torch.arange(size, device=low.device, dtype=torch.float32)[None]
+    last = (low[:, None] - 1).to(torch.float32)
     pos = (i + 0.5) * (low[:, None].to(torch.float32) / size) - 0.5
-    return torch.minimum(pos.clamp_min(0.0), (low[:, None] - 1).to(torch.float32))
+    pos = torch.minimum(pos.clamp_min(0.0), last)  # [B, size]
+    lo = pos.floor()
+    hi = torch.minimum(lo + 1.0, last)
+    frac = (pos - lo)[..., None]
+    k = torch.arange(cells, device=low.device, dtype=torch.float32)
+    return (k == lo[..., None]) * (1.0 - frac) + (k == hi[..., None]) * frac
+
+
+@functools.lru_cache(maxsize=64)
+def _resampling_tables(
+    size: int, factors: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-severity resampling operators along one axis of ``size`` pixels (cached).
+
+    The low-resolution size of severity ``s`` is ``int(size * factors[s - 1])`` (at least 1),
+    computed in Python floats exactly as ImageNet-C does.
+
+    Returns:
+        ``(low [5] long, box [5, cells, size], bilinear [5, size, cells], nearest [5, size])``
+        with ``cells`` the largest ``low``: the ``_box_matrix``, ``_bilinear_matrix`` and
+        ``_nearest_up_index`` of every severity.
+    """
+    low = torch.tensor(
+        [min(size, max(1, int(size * f))) for f in factors], dtype=torch.long, device=device
+    )
+    cells = int(low.max())
+    return (
+        low,
+        _box_matrix(size, low, cells),
+        _bilinear_matrix(size, low, cells),
+        _nearest_up_index(size, low),
+    )
+
+
+def _resample(
+    x: torch.Tensor, severity: torch.Tensor, factors: tuple[float, ...], up: str
+) -> torch.Tensor:
+    """PIL ``BOX`` down-sampling by ``factors[severity - 1]``, then back to ``[H, W]``.
+
+    ``up``: ``"nearest"`` (PIL ``BOX`` enlarging, ``pixelate``) or ``"bilinear"``
+    (``downsample``). Each sample uses its own severity's operators (two batched matrix
+    products per resize); the low-resolution grid is zero-padded to the batch's largest,
+    which the operators never read.
+    """
+    height, width = x.shape[-2:]
+    index = severity - 1
+    low_h, box_h, bil_h, near_h = _resampling_tables(height, factors, x.device)
+    low_w, box_w, bil_w, near_w = _resampling_tables(width, factors, x.device)
+    cells_h, cells_w = int(low_h[index].max()), int(low_w[index].max())
+    rows = box_h.index_select(0, index)[:, :cells_h]  # [B, h, H]
+    cols = box_w.index_select(0, index)[:, :cells_w]  # [B, w, W]
+    means = rows[:, None] @ x @ cols[:, None].transpose(-1, -2)  # [B, C, h, w]
+    if up == "nearest":
+        means = _take(means, near_h.index_select(0, index), 2)
+        return _take(means, near_w.index_select(0, index), 3)
+    rows = bil_h.index_select(0, index)[:, :, :cells_h]  # [B, H, h]
+    cols = bil_w.index_select(0, index)[:, :, :cells_w]  # [B, W, w]
+    return rows[:, None] @ means @ cols[:, None].transpose(-1, -2)
 
 
 def _jpeg_quant_tables(quality: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
@@ -476,11 +495,7 @@ def _pixelate(x: torch.Tensor, severity: torch.Tensor, generator: Generator) -> 
     nearest-neighbour on pixel centres.
     """
     del generator
-    factor = table_lookup(PIXELATE_FACTOR, severity, torch.float32)
-    means, low_h, low_w = _block_means(x, factor)
-    height, width = x.shape[-2:]
-    rows = _take(means, _nearest_up_index(height, low_h), 2)
-    return _take(rows, _nearest_up_index(width, low_w), 3)
+    return _resample(x, severity, PIXELATE_FACTOR, "nearest")
 
 
 def _downsample(x: torch.Tensor, severity: torch.Tensor, generator: Generator) -> torch.Tensor:
@@ -490,11 +505,7 @@ def _downsample(x: torch.Tensor, severity: torch.Tensor, generator: Generator) -
     ``pixelate`` (half-pixel-centre bilinear interpolation, edge cells clamped).
     """
     del generator
-    factor = table_lookup(DOWNSAMPLE_FACTOR, severity, torch.float32)
-    means, low_h, low_w = _block_means(x, factor)
-    height, width = x.shape[-2:]
-    rows = _lerp_gather(means, _bilinear_up_positions(height, low_h), 2)
-    return _lerp_gather(rows, _bilinear_up_positions(width, low_w), 3)
+    return _resample(x, severity, DOWNSAMPLE_FACTOR, "bilinear")
 
 
 def _bias_field(x: torch.Tensor, severity: torch.Tensor, generator: Generator) -> torch.Tensor:

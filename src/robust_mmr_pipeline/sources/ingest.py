@@ -31,7 +31,7 @@ def read_one(spec: SourceLike, on_bad_record: OnBadRecord) -> SourceTables:
         from robust_mmr_pipeline.sources.synthrad import SynthRadConfig, write_synthrad
 
         config = parse(SynthRadConfig, spec.options, "ingestion.sources[synthrad].options")
-        return write_synthrad(config, root)
+        return write_synthrad(config, root, source_name=spec.source_name)
     from robust_mmr_pipeline.sources.registry import read_source
 
     if not root.is_dir():

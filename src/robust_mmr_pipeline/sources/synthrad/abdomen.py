@@ -136,7 +136,7 @@ def anatomy(p: StudyPlan) -> AbdomenAnatomy:
     )
 
 
-def liver_lesions(p: StudyPlan, an: AbdomenAnatomy):
+def liver_lesions(p: StudyPlan, an: AbdomenAnatomy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Liver lesion centres u, v and radii: float32 [n, 3] (radius 0 where absent)."""
     rows = np.arange(len(p))
     lobe = np.clip(p.region[:, LIVER_LESION], 0, 1)
@@ -147,7 +147,9 @@ def liver_lesions(p: StudyPlan, an: AbdomenAnatomy):
     return u.astype(F32), v.astype(F32), lesion_radius(p, LIVER_LESION)
 
 
-def kidney_stones(p: StudyPlan, an: AbdomenAnatomy, px: float):
+def kidney_stones(
+    p: StudyPlan, an: AbdomenAnatomy, px: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stone centres u, v and radii (at least ~0.6 px): float32 [n, 3]."""
     side = np.where(p.side[:, KIDNEY_STONE] == 1, 1.0, -1.0)[:, None]
     pos = p.pos[:, KIDNEY_STONE]

@@ -1,7 +1,8 @@
 """Site signatures: how one acquisition site turns rendered anatomy into stored 8-bit pixels.
 
 Order follows the physics: bias field (coil / heel effect) and motion ghosting on the object,
-then the point-spread function and detector resolution (one matrix pair per site), noise at the
+then the point-spread function and detector resolution (a separable blur by shifted slices, or
+blur-and-resample matrices when the site acquires at a lower resolution), noise at the
 acquisition resolution, resampling to the output size, device artefacts, the display window and
 gamma, burned-in markers, and finally JPEG-like block-DCT compression.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
@@ -20,76 +22,20 @@ from robust_mmr_pipeline.sources.synthrad.config import ARTEFACTS, SiteConfig
 from robust_mmr_pipeline.sources.synthrad.primitives import F32, Canvas, col
 from robust_mmr_pipeline.sources.synthrad.rng import white_noise
 
-# IJG standard luminance quantisation table (row-major 8x8).
+# IJG standard luminance quantisation table, flattened row-major to match the DCT blocks.
 _JPEG_LUMA = np.array(
     [
-        16,
-        11,
-        10,
-        16,
-        24,
-        40,
-        51,
-        61,
-        12,
-        12,
-        14,
-        19,
-        26,
-        58,
-        60,
-        55,
-        14,
-        13,
-        16,
-        24,
-        40,
-        57,
-        69,
-        56,
-        14,
-        17,
-        22,
-        29,
-        51,
-        87,
-        80,
-        62,
-        18,
-        22,
-        37,
-        56,
-        68,
-        109,
-        103,
-        77,
-        24,
-        35,
-        55,
-        64,
-        81,
-        104,
-        113,
-        92,
-        49,
-        64,
-        78,
-        87,
-        103,
-        121,
-        120,
-        101,
-        72,
-        92,
-        95,
-        98,
-        112,
-        100,
-        103,
-        99,
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
     ],
     dtype=np.float64,
-)
+).reshape(64)
 _GLYPHS = {
     "L": ("10000", "10000", "10000", "10000", "10000", "10000", "11111"),
     "R": ("11110", "10001", "10001", "11110", "10100", "10010", "10001"),
@@ -329,7 +275,9 @@ def _artefact_rows(site: SiteConfig, name: str, modality: np.ndarray) -> np.ndar
     return np.flatnonzero(np.isin(modality, allowed))
 
 
-def _on_rows(c: Canvas, y: np.ndarray, rows: np.ndarray, fn) -> None:
+def _on_rows(
+    c: Canvas, y: np.ndarray, rows: np.ndarray, fn: Callable[[np.ndarray], object]
+) -> None:
     """Apply ``fn`` in place to ``y[rows]`` through a pool buffer."""
     sub = c.gather(y, rows)
     fn(sub)

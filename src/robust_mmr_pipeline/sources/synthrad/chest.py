@@ -112,7 +112,9 @@ def anatomy(p: StudyPlan, with_findings: bool = True) -> ChestAnatomy:
     )
 
 
-def _lung_point(an: ChestAnatomy, side: np.ndarray, ru: np.ndarray, rv: np.ndarray):
+def _lung_point(
+    an: ChestAnatomy, side: np.ndarray, ru: np.ndarray, rv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """World (u, v) of lung-normalised offsets (ru, rv) in lung ``side`` [n]; ru, rv [n, k]."""
     rows = np.arange(len(side))
     cu, cv = an.lung_u[rows, side][:, None], an.lung_v[rows, side][:, None]

@@ -38,9 +38,16 @@ def _number(value: object, name: str, owner: str) -> float:
 class SiteConfig:
     """One acquisition site: its image signature and its reporting style.
 
-    Intensities are on the rendered [0, 1] scale; ``window`` maps [low, high] to [0, 1] before
-    ``gamma``. ``blur_sigma`` is in pixels of a 128-px image (scaled with ``image_size``);
-    ``resolution_scale`` < 1 acquires at that fraction of the size and resamples up.
+    name: the ``domain`` value of its images. style: a report style of ``text.REPORT_STYLES``.
+    weight: relative share of the cohort. window, gamma: intensity curve; ``window`` maps
+    [low, high] of the rendered [0, 1] scale to [0, 1], then ``** gamma``; intensity_jitter
+    varies both window ends per study. noise_type (gaussian | poisson | speckle), noise_level:
+    noise std at full signal, added at the acquisition resolution. blur_sigma: Gaussian PSF in
+    pixels of a 128-px image (scaled with ``image_size``). resolution_scale: < 1 acquires at
+    that fraction of the size, then resamples up. bias_strength: smooth multiplicative bias
+    field. jpeg_quality: JPEG-like block-DCT quantisation (None: lossless). artefacts: any of
+    ``ARTEFACTS`` (each on its modalities) with amplitude ``artefact_strength``. mr_fraction:
+    share of this site's abdomen studies that are MRI (the rest CT).
     """
 
     name: str
@@ -169,16 +176,16 @@ def default_sites() -> list[SiteConfig]:
         SiteConfig(
             name="site_d",
             style="telegraphic",
-            window=(0.1, 0.88),
-            gamma=0.7,
+            window=(0.08, 0.9),
+            gamma=0.75,
             noise_type="gaussian",
-            noise_level=0.05,
-            blur_sigma=1.4,
+            noise_level=0.035,
+            blur_sigma=1.2,
             resolution_scale=0.5,
             bias_strength=0.25,
-            jpeg_quality=45,
+            jpeg_quality=50,
             artefacts=("streaks", "ghosting", "marker"),
-            artefact_strength=0.06,
+            artefact_strength=0.05,
             mr_fraction=0.4,
         ),
     ]
@@ -189,8 +196,13 @@ class SynthRadConfig:
     """The whole SynthRad cohort. Study ``i`` depends only on ``(seed, i)`` and the other fields
     except ``n_studies``, so growing ``n_studies`` keeps the first studies (and their splits).
 
+    n_studies, image_size (square, pixels), seed: the cohort. sites: acquisition sites (>= 2).
     ``held_out_sites`` are reserved for cross-domain evaluation: their studies get split "test".
     Left as None it becomes the last site (``site_d`` with the default sites); [] holds out none.
+    family_weights: relative share of chest / head / abdomen studies. normal_fraction: share of
+    studies without findings; secondary_finding_prob: chance an abnormal study has a second
+    finding of its family. split_fractions: train / val / test shares of the per-study hash.
+    png_compress_level: zlib level of the written PNGs (low is fast).
     """
 
     n_studies: int = 1000

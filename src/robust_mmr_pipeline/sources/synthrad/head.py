@@ -93,7 +93,7 @@ def anatomy(p: StudyPlan) -> HeadAnatomy:
     )
 
 
-def lesion(p: StudyPlan, an: HeadAnatomy, finding: int):
+def lesion(p: StudyPlan, an: HeadAnatomy, finding: int) -> tuple[np.ndarray, ...]:
     """Centre u, v, semi-axes a, b and angle of the head lesion ``finding``: float32 [n] each."""
     side = np.where(p.side[:, finding] == 1, 1.0, -1.0)  # left hemisphere is on the image right
     sector = np.radians(np.asarray(SECTORS)[np.clip(p.region[:, finding], 0, 3)])

@@ -20,6 +20,8 @@ from math import prod
 import numpy as np
 
 F32 = np.float32
+# A per-study parameter: an array [n] (one value per study) or a scalar shared by the batch.
+Param = np.ndarray | float
 
 
 @dataclass(frozen=True)
@@ -90,19 +92,21 @@ class Canvas:
         self.give(sub, value)
 
 
-def col(x: np.ndarray | float) -> np.ndarray:
+def col(x: Param) -> np.ndarray:
     """A per-study vector as a broadcastable float32 ``[n, 1, 1]`` column."""
     return np.asarray(x, dtype=F32).reshape(-1, 1, 1)
 
 
-def _batch(*values) -> int:
+def _batch(*values: Param) -> int:
     return max(np.size(v) for v in values)
 
 
 Window = tuple[slice, slice]
 
 
-def window(c: Canvas, cx, cy, rx, ry, mirror: bool = False, mid=0.0) -> Window:
+def window(
+    c: Canvas, cx: Param, cy: Param, rx: Param, ry: Param, mirror: bool = False, mid: Param = 0.0
+) -> Window:
     """Pixel (rows, columns) slices covering the ellipses of the whole batch plus 2 px.
 
     ``rx``, ``ry`` bound each ellipse's half extents; ``mirror`` as in :func:`quad`. Drawing a
@@ -124,7 +128,15 @@ def window(c: Canvas, cx, cy, rx, ry, mirror: bool = False, mid=0.0) -> Window:
 
 
 def quad(
-    c: Canvas, cx, cy, ax, ay, angle=None, mirror: bool = False, mid=0.0, win: Window | None = None
+    c: Canvas,
+    cx: Param,
+    cy: Param,
+    ax: Param,
+    ay: Param,
+    angle: Param | None = None,
+    mirror: bool = False,
+    mid: Param = 0.0,
+    win: Window | None = None,
 ) -> np.ndarray:
     """Normalised squared radius of an ellipse (1 on its boundary): pool buffer ``[n, S, S]``
     (or ``[n, h, w]`` over the window ``win``).
@@ -152,7 +164,7 @@ def quad(
     return q
 
 
-def soft(q: np.ndarray, sharpness) -> np.ndarray:
+def soft(q: np.ndarray, sharpness: Param) -> np.ndarray:
     """Soft inside-mask of a quad, in place: 1 inside, 0 outside, ~1 px ramp at q = 1.
 
     ``sharpness`` (see :func:`sharpness`) sets the ramp width.
@@ -164,20 +176,36 @@ def soft(q: np.ndarray, sharpness) -> np.ndarray:
     return np.clip(q, 0.0, 1.0, out=q)
 
 
-def sharpness(c: Canvas, ax, ay) -> np.ndarray:
+def sharpness(c: Canvas, ax: Param, ay: Param) -> np.ndarray:
     """The :func:`soft` gain giving a ~1 px edge for semi-axes ``ax``, ``ay``."""
     return np.minimum(np.asarray(ax, F32), np.asarray(ay, F32)) / F32(2.0 * c.px)
 
 
 def ellipse(
-    c: Canvas, cx, cy, ax, ay, angle=None, mirror: bool = False, mid=0.0, win: Window | None = None
+    c: Canvas,
+    cx: Param,
+    cy: Param,
+    ax: Param,
+    ay: Param,
+    angle: Param | None = None,
+    mirror: bool = False,
+    mid: Param = 0.0,
+    win: Window | None = None,
 ) -> np.ndarray:
     """Soft-edged filled ellipse mask in [0, 1]: pool buffer ``[n, S, S]`` (or over ``win``)."""
     return soft(quad(c, cx, cy, ax, ay, angle, mirror, mid, win), sharpness(c, ax, ay))
 
 
 def ellipsoid(
-    c: Canvas, cx, cy, ax, ay, angle=None, mirror: bool = False, mid=0.0, win: Window | None = None
+    c: Canvas,
+    cx: Param,
+    cy: Param,
+    ax: Param,
+    ay: Param,
+    angle: Param | None = None,
+    mirror: bool = False,
+    mid: Param = 0.0,
+    win: Window | None = None,
 ) -> np.ndarray:
     """Projected thickness of an ellipsoid, sqrt(1 - q) in [0, 1]: pool buffer (as ``quad``)."""
     q = quad(c, cx, cy, ax, ay, angle, mirror, mid, win)
@@ -186,7 +214,7 @@ def ellipsoid(
     return np.sqrt(q, out=q)
 
 
-def paint(c: Canvas, img: np.ndarray, mask: np.ndarray, value, keep: bool = False) -> None:
+def paint(c: Canvas, img: np.ndarray, mask: np.ndarray, value: Param, keep: bool = False) -> None:
     """Composite ``value`` over ``img`` with opacity ``mask``, in place.
 
     img = img (1 - m) + value m. Consumes ``mask`` (gives it back) unless ``keep``.
@@ -203,14 +231,14 @@ def paint(c: Canvas, img: np.ndarray, mask: np.ndarray, value, keep: bool = Fals
 def paint_ellipse(
     c: Canvas,
     img: np.ndarray,
-    value,
-    cx,
-    cy,
-    ax,
-    ay,
-    angle=None,
+    value: Param,
+    cx: Param,
+    cy: Param,
+    ax: Param,
+    ay: Param,
+    angle: Param | None = None,
     mirror: bool = False,
-    mid=0.0,
+    mid: Param = 0.0,
     alpha: np.ndarray | None = None,
     opacity: float = 1.0,
 ) -> None:
@@ -229,7 +257,15 @@ def paint_ellipse(
 
 
 def add_ellipsoid(
-    c: Canvas, img: np.ndarray, amplitude: float, cx, cy, ax, ay, angle=None, mirror: bool = False
+    c: Canvas,
+    img: np.ndarray,
+    amplitude: float,
+    cx: Param,
+    cy: Param,
+    ax: Param,
+    ay: Param,
+    angle: Param | None = None,
+    mirror: bool = False,
 ) -> None:
     """Add ``amplitude`` x the thickness of an ellipsoid to ``img`` [n, S, S], in its window."""
     r = np.maximum(ax, ay)
@@ -289,7 +325,7 @@ def union_box(u: np.ndarray, v: np.ndarray, r: np.ndarray, size: int) -> np.ndar
     )
 
 
-def rotated_extent(ax, ay, angle) -> tuple[np.ndarray, np.ndarray]:
+def rotated_extent(ax: Param, ay: Param, angle: Param) -> tuple[np.ndarray, np.ndarray]:
     """Half-width and half-height of a rotated ellipse's bounding box."""
     c, s = np.cos(angle), np.sin(angle)
     return np.sqrt((ax * c) ** 2 + (ay * s) ** 2), np.sqrt((ax * s) ** 2 + (ay * c) ** 2)

@@ -23,8 +23,9 @@ from robust_mmr_pipeline.sources.synthrad.catalog import (
 )
 from robust_mmr_pipeline.sources.synthrad.text import TERMS
 
-_MODALITY_WORDS = {"x-ray": "an x-ray", "ct": "a ct scan", "mri": "an mri"}
-_PRESENCE = ("Is there {a} {term}?", "Is {a} {term} present?", "Does the image show {a} {term}?")
+_MODALITY_WORDS = {"x-ray": "an X-ray", "ct": "a CT scan", "mri": "an MRI"}
+_PRESENCE = ("Is there {a}{term}?", "Is {a}{term} present?", "Does the image show {a}{term}?")
+_UNCOUNTABLE = ("cardiomegaly", "ascites")
 _FAMILY_CHECK = (
     ("Is the heart enlarged?", "cardiomegaly", "SIZE"),
     ("Is there bleeding in the brain?", "haemorrhage", "PRES"),
@@ -73,7 +74,8 @@ def write_qa(study: Mapping[str, Any], u: Sequence[float]) -> list[dict[str, str
 
     def presence(finding: str, v: float) -> str:
         term = _term(finding)
-        return _pick(_PRESENCE, v).format(a=_article(term), term=term)
+        article = "" if finding in _UNCOUNTABLE else _article(term) + " "
+        return _pick(_PRESENCE, v).format(a=article, term=term)
 
     if findings:
         qa.append(_closed(presence(findings[0]["type"], u[10]), True, "PRES"))

@@ -308,7 +308,7 @@ def _positive(
         return _pick(
             (
                 f"There is {_a(size)} {side} {term} with blunting of the costophrenic angle.",
-                f"{_cap(size)} {side} {term}.",
+                f"{_cap(size)} {side} {term} at the {region}.",
             ),
             u,
         )
@@ -370,7 +370,7 @@ def _positive(
         return _pick(
             (
                 f"There is a {mm} mm {term} in the {side} kidney.",
-                f"{_cap(side)} {term} measuring {mm} mm.",
+                f"{_cap(side)} {term} measuring {mm} mm in the {region}.",
             ),
             u,
         )
