@@ -42,6 +42,16 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
+@pytest.fixture(autouse=True)
+def _no_dangling_mlflow_run() -> Iterator[None]:
+    """End any MLflow run a test left active, so the next Kedro session starts its own."""
+    yield
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
 @pytest.fixture(scope="session")
 def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow SQLite store with its schema migrated once per test session.

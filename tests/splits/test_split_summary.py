@@ -24,13 +24,38 @@ def test_counts_match_manifests_and_grid_is_complete(cohort, split_kwargs) -> No
     assert list(summary.columns) == GROUP + COUNTS
     assert len(summary) == len(manifests.protocols) * 3 * 3  # protocols x splits x domains
     assert not summary.duplicated(subset=GROUP).any()
-    by_protocol = summary.groupby("protocol")[["images", "pairs", "vqa"]].sum()
-    assert (by_protocol["images"] == len(cohort["images"])).all()
-    assert (by_protocol["pairs"] == len(cohort["pairs"])).all()
-    expected_vqa = manifests.vqa.groupby("protocol").size()
-    assert (by_protocol["vqa"] == expected_vqa.reindex(by_protocol.index)).all()
-    cross = summary[(summary["protocol"] == "cross_domain") & (summary["domain"] == "c")]
-    assert cross.set_index("split").loc[["train", "val"], "images"].sum() == 0
+    # Every count cell is the manifest's count in that group (zeros for absent groups).
+    table = summary.set_index(["protocol", "split", "domain"])
+    for column, frame in (
+        ("images", manifests.images),
+        ("pairs", manifests.pairs),
+        ("vqa", manifests.vqa),
+        ("classification", manifests.classification),
+    ):
+        counts = frame.groupby(["protocol", "split", "domain"]).size()
+        assert set(counts.index) <= set(table.index)
+        expected = counts.reindex(table.index, fill_value=0)
+        assert table[column].to_dict() == expected.to_dict(), column
+    assert (summary[["leaked_images", "vqa_excluded", "classification_excluded"]] == 0).all().all()
+    # in_domain holds the 80 images of a and b; the held-out domain c has only zero rows.
+    images = cohort["images"]
+    in_domain = table.loc["in_domain"]
+    assert in_domain["images"].sum() == (images["domain"] != "c").sum() == 80
+    assert (in_domain.loc[(slice(None), "c"), COUNTS] == 0).all().all()
+    # cross_domain: c only in test (all 40 of it), and in_domain's train/val rows exactly.
+    cross = table.loc["cross_domain"]
+    assert cross.loc[("test", "c"), "images"] == (images["domain"] == "c").sum() == 40
+    assert (
+        cross.loc[[("train", "c"), ("val", "c"), ("test", "a"), ("test", "b")], COUNTS]
+        .eq(0)
+        .all()
+        .all()
+    )
+    train_val = [(split, domain) for split in ("train", "val") for domain in "ab"]
+    assert cross.loc[train_val, COUNTS].equals(in_domain.loc[train_val, COUNTS])
+    assert in_domain.loc[train_val, "images"].sum() > 0
+    # One pair per image, so pairs == images in every cell.
+    assert (summary["pairs"] == summary["images"]).all()
 
 
 def test_figure_has_one_panel_per_protocol(cohort, split_kwargs, tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ random permutation cannot guarantee.
     val    if f_train <= u < f_train + f_val
     test   otherwise
 
-For protocols whose test split is fixed by something else (a held-out domain), the remaining
-images go to train/val with the fractions renormalised: train if ``u < f_train / (f_train +
-f_val)``, else val.
+For images whose test split is fixed by something else (official train images of a source
+without an official val split, carved in protocols.py), train/val follow from the fractions
+renormalised: train if ``u < f_train / (f_train + f_val)``, else val. Cross-domain protocols
+reuse the in-domain train/val split of their training images (protocols.py).
 """
 
 from __future__ import annotations

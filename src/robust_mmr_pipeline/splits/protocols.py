@@ -3,26 +3,35 @@
 Protocols (see METHOD.md, "Evaluation protocol")
 -------------------------------------------------
 ``in_domain``
-    Every image. With ``respect_official_splits`` an image whose records (vqa, classification)
-    carry an official split keeps it; images without one (``unassigned`` or no split-bearing
+    Every image of the training domains: images of the ``held_out_domains`` are not part of it.
+    With ``respect_official_splits`` an image whose records (vqa, classification) carry an
+    official split keeps it; images without one (``unassigned`` or no split-bearing
     record, e.g. pairs only) are assigned by hash (assign.py). With ``carve_val_from_train``, a
     source whose records have official train/test but no val gets its val split from its official
     train images, by hash with train/val renormalised (VQA-RAD publishes no val split; selecting
     on test is a known flaw of earlier work).
 ``cross_domain``
     Leave-one-domain-out with the configured held-out domain(s): every image of a held-out domain
-    goes to test (whatever its official split), the other images to train/val by hash. Only
-    emitted when ``held_out_domains`` names at least one domain.
+    goes to test (whatever its official split); the other images keep their in-domain train/val
+    split and in-domain test images are left out, so train and val are the same as in_domain's
+    and one model serves both protocols. Only emitted when ``held_out_domains`` names at least
+    one domain.
 ``lodo:<domain>``
-    With ``leave_one_out_all``, one such protocol per domain value (all sources together).
+    With ``leave_one_out_all``, one such protocol per domain value (all sources together), built
+    like ``cross_domain`` with that domain held out: its images -> test, the other images keep
+    their in-domain train/val split (as assigned over every image, whatever ``held_out_domains``
+    says) and in-domain test images are left out.
+
+An image outside a protocol has no row in that protocol's manifests.
 
 Images, not records, are assigned, and every record (pairs, vqa, classification) follows its
 image, so no image sits in two splits of one protocol. When an image's records carry different
 official splits (a leak in the source, e.g. VQA-RAD asks test questions about training images),
 the image goes to the first of test, val, train that occurs, and in ``in_domain`` its records of
 the other official split(s) are excluded from that protocol (the summary counts them). Records
-marked ``unassigned`` follow their image. Cross-domain protocols ignore official splits, so they
-exclude nothing.
+marked ``unassigned`` follow their image. Cross-domain protocols exclude the same records of
+their train/val images (the in-domain ones), so their train/val records equal in_domain's; their
+held-out test images ignore official splits and keep every record.
 """
 
 from __future__ import annotations
@@ -261,11 +270,20 @@ def held_out_mask(images: pd.DataFrame, held_out_domains: HeldOutDomains) -> np.
     return mask
 
 
-def cross_domain_splits(
-    u: np.ndarray, held_out: np.ndarray, fractions: SplitFractions
-) -> np.ndarray:
-    """Held-out images -> test; the rest -> train/val by hash (fractions renormalised)."""
-    return np.where(held_out, "test", train_val_splits(u, fractions)).astype(object)
+EXCLUDED = None  # an image outside a protocol (dropped from its manifests)
+
+
+def cross_domain_splits(in_domain: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+    """Held-out images -> test; the others keep their in-domain train/val split.
+
+    In-domain test images are left out, so one model trained on the shared train split is
+    evaluated honestly both in-domain (in_domain test) and cross-domain (held-out test), and
+    pre-training on the cross-domain train split never sees an in-domain test image.
+    """
+    result = in_domain.astype(object).copy()
+    result[result == "test"] = EXCLUDED
+    result[held_out] = "test"
+    return result
 
 
 def _join_records(
@@ -275,15 +293,23 @@ def _join_records(
     official: pd.Series,
     official_protocols: set[str],
 ) -> pd.DataFrame:
-    """Records joined with their image's split in every protocol, leaked records excluded."""
+    """Records joined with their image's split in every protocol, leaked records excluded.
+
+    Leaked records are excluded where the image's split is its in-domain one: every image of
+    the ``official_protocols`` (in_domain when official splits are respected), and then also
+    the train/val images of the cross-domain protocols, which inherit their in-domain split.
+    """
     if records.empty:
         return empty_manifest(manifest)
     frame = records.rename(columns={"split": "official_split"})
     joined = frame.merge(split_images, on="image_id", how="inner")
     if "official_split" in joined.columns and official_protocols:
         resolved = joined["image_id"].map(official)
+        in_domain_split = joined["protocol"].isin(official_protocols) | joined["split"].isin(
+            ("train", "val")
+        )
         leaked = (
-            joined["protocol"].isin(official_protocols)
+            in_domain_split
             & joined["official_split"].isin(SPLIT_ORDER)
             & (joined["official_split"] != resolved)
         )
@@ -360,9 +386,12 @@ def protocol_assignments(
             carve_sources=carve,
         )
     }
+    in_domain = assignments[IN_DOMAIN]
     held = held_out_mask(images, held_out_domains)
     if held is not None:
-        assignments[CROSS_DOMAIN] = cross_domain_splits(u, held, fractions)
+        assignments[CROSS_DOMAIN] = cross_domain_splits(in_domain, held)
+        # In-domain means the training domains only: the held-out domain is never in it.
+        assignments[IN_DOMAIN] = np.where(held, EXCLUDED, in_domain).astype(object)
     if leave_one_out_all:
         domains = sorted(images["domain"].unique().tolist())
         if len(domains) < 2:
@@ -373,7 +402,7 @@ def protocol_assignments(
         else:
             for domain in domains:
                 held = (images["domain"] == domain).to_numpy()
-                assignments[f"{LODO_PREFIX}{domain}"] = cross_domain_splits(u, held, fractions)
+                assignments[f"{LODO_PREFIX}{domain}"] = cross_domain_splits(in_domain, held)
     return assignments
 
 
@@ -417,7 +446,9 @@ def build_splits(
     split_images = conform_manifest(
         pd.concat(
             [
-                base[["image_id", "domain"]].assign(protocol=name, split=splits)
+                base[["image_id", "domain"]]
+                .assign(protocol=name, split=splits)
+                .loc[lambda frame: frame["split"].notna()]
                 for name, splits in assignments.items()
             ],
             ignore_index=True,
