@@ -51,10 +51,32 @@ def _unknown_keys(cls: type, data: Mapping[str, Any], prefix: str) -> list[str]:
         f"{prefix}{key} (allowed: {', '.join(sorted(names))})" for key in data if key not in names
     ]
     for key, value in data.items():
-        inner = _dataclass_of(hints.get(key)) if key in names else None
+        if key not in names:
+            continue
+        hint = hints.get(key)
+        inner = _dataclass_of(hint)
         if inner is not None and isinstance(value, Mapping):
             problems += _unknown_keys(inner, value, f"{prefix}{key}.")
+        item = _dataclass_of(_list_item(hint))
+        if item is not None and isinstance(value, list):
+            for index, element in enumerate(value):
+                if isinstance(element, Mapping):
+                    problems += _unknown_keys(item, element, f"{prefix}{key}[{index}].")
     return problems
+
+
+def _list_item(annotation: Any) -> Any:
+    """The item type of ``list[X]`` / ``tuple[X, ...]`` (possibly inside ``| None``), else None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _list_item(arg)
+            if found is not None:
+                return found
+        return None
+    if typing.get_origin(annotation) in (list, tuple):
+        args = typing.get_args(annotation)
+        return args[0] if args else None
+    return None
 
 
 def parse(cls: type[T], data: Mapping[str, Any] | None, section: str) -> T:
