@@ -25,6 +25,7 @@ PARAM_SCHEMAS: dict[str, str] = {
     "ingestion": "robust_mmr_pipeline.pipelines.ingestion.params:IngestionParams",
     "validation": "robust_mmr_pipeline.pipelines.validation.params:ValidationParams",
     "domain_split": "robust_mmr_pipeline.pipelines.domain_split.params:DomainSplitParams",
+    "pretrain": "robust_mmr_pipeline.pipelines.pretrain.params:PretrainParams",
 }
 
 

@@ -1,0 +1,154 @@
+"""Heads on top of the encoders and the fusion streams.
+
+* :class:`MIMDecoder`   image stream [B, 1+K, d] + ids_restore -> pixels [B, N, p*p*C]
+* :class:`MLMHead`      text tokens [M, d] -> vocab logits [M, V] (weight tied to word embeddings)
+* :class:`ITMHead`      fused feature [B, 2d] -> match logits [B, 2]
+* :class:`Pooler`       first token, dense + tanh: [B, L, d] -> [B, d]
+* :class:`ProjectionHead` contrastive projection [..., d] -> [..., 256]
+* :class:`Predictor`    the g / h MLPs of the robust consistency terms
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from timm.models.vision_transformer import Block
+from torch import Tensor, nn
+
+from robust_mmr_pipeline.model.config import DecoderConfig
+
+
+def sincos_1d(dim: int, positions: Tensor) -> Tensor:
+    """``[P] -> [P, dim]``: ``[sin(p ω_i), cos(p ω_i)]``, ``ω_i = 10000^{-2i/dim}``."""
+    omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0)
+    omega = 1.0 / 10000**omega
+    angles = positions.double()[:, None] * omega[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def sincos_2d(dim: int, grid_size: int, cls_token: bool = True) -> Tensor:
+    """Fixed 2-D sin-cos positions (MAE): ``[(1 +) g*g, dim]``; half the width per axis.
+
+    The CLS row (if any) is zeros. ``dim`` must be divisible by 4.
+    """
+    if dim % 4:
+        raise ValueError(f"sin-cos position width must be divisible by 4, got {dim}")
+    coords = torch.arange(grid_size)
+    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+    emb = torch.cat(
+        [sincos_1d(dim // 2, cols.flatten()), sincos_1d(dim // 2, rows.flatten())], dim=1
+    )
+    if cls_token:
+        emb = torch.cat([torch.zeros(1, dim, dtype=emb.dtype), emb], dim=0)
+    return emb.float()
+
+
+class MIMDecoder(nn.Module):
+    """Light MAE decoder: LN + embed, insert mask tokens, fixed positions, timm blocks, pixels."""
+
+    def __init__(
+        self, in_dim: int, num_patches: int, patch_dim: int, config: DecoderConfig
+    ) -> None:
+        super().__init__()
+        dim = config.hidden_size
+        grid = math.isqrt(num_patches)
+        self.num_patches = num_patches
+        self.norm_in = nn.LayerNorm(in_dim)  # the read fusion layer is a raw pre-LN residual
+        self.embed = nn.Linear(in_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.register_buffer("pos_embed", sincos_2d(dim, grid)[None], persistent=False)
+        self.blocks = nn.ModuleList(
+            Block(dim, config.num_heads, mlp_ratio=config.mlp_ratio, qkv_bias=True)
+            for _ in range(config.depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.pred = nn.Linear(dim, patch_dim)
+
+    def forward(self, x: Tensor, ids_restore: Tensor) -> Tensor:
+        """Reconstruct every patch.
+
+        Args:
+            x: ``[B, 1 + K, d_in]`` image stream (CLS + kept patches in keep order).
+            ids_restore: long ``[B, N]``, position of each patch in ``[kept..., masked...]``.
+
+        Returns:
+            ``[B, N, p * p * C]`` predictions in original patch order.
+        """
+        x = self.embed(self.norm_in(x))
+        b, n_tokens, dim = x.shape
+        n_masked = self.num_patches - (n_tokens - 1)
+        patches = torch.cat([x[:, 1:], self.mask_token.expand(b, n_masked, -1)], dim=1)
+        patches = torch.gather(patches, 1, ids_restore.unsqueeze(-1).expand(-1, -1, dim))
+        x = torch.cat([x[:, :1], patches], dim=1) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.pred(self.norm(x))[:, 1:]
+
+
+class MLMHead(nn.Module):
+    """BERT LM head: dense-GELU-LN, then ``W_E^T`` (tied word embeddings) + own bias.
+
+    ``logits = LN(GELU(h W_1 + b_1)) W_E^T + b``, ``W_E`` the ``[V, D_t]`` input embeddings.
+    """
+
+    def __init__(self, in_dim: int, word_embeddings: nn.Embedding) -> None:
+        super().__init__()
+        vocab, width = word_embeddings.weight.shape
+        self.dense = nn.Linear(in_dim, width)
+        self.act = nn.GELU()
+        self.norm = nn.LayerNorm(width)
+        self.decoder = nn.Linear(width, vocab)
+        self.decoder.weight = word_embeddings.weight  # tied: one Parameter, two users
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """``[..., d] -> [..., V]``."""
+        return self.decoder(self.norm(self.act(self.dense(hidden))))
+
+
+class ITMHead(nn.Module):
+    """``logits = [t_cls ; v_cls] W + b``: ``[B, 2d] -> [B, 2]`` (class 1 = matched)."""
+
+    def __init__(self, fused_dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(fused_dim, 2)
+
+    def forward(self, fused: Tensor) -> Tensor:
+        return self.fc(fused)
+
+
+class Pooler(nn.Module):
+    """``tanh(x[:, 0] W + b)``: ``[B, L, d] -> [B, d]`` (M3AE / BERT pooler)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+        self.act = nn.Tanh()
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.act(self.dense(tokens[:, 0]))
+
+
+class ProjectionHead(nn.Module):
+    """Linear contrastive projection without bias (CLIP): ``[..., d] -> [..., d_c]``."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, out_dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class Predictor(nn.Module):
+    """``g(z) = W_2 GELU(LN(W_1 z))``: ``[B, d] -> [B, d]`` (SimSiam-style predictor)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, dim)
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)

@@ -1,0 +1,591 @@
+"""MMRModel: encoders + co-attention fusion + heads, and the pre-training step.
+
+Pass structure of one joint step (``config.m3ae_style = False``):
+
+1. **Clean joint pass** (always). Image patches randomly masked (75 %, dropped before the ViT)
+   and text tokens masked (15 %, 80/10/10) together; ONE encoder + fusion pass gives
+   MIM (decoder on the image stream after fusion layer ``read_layer``), MLM (final text stream),
+   GLA global/local (the unimodal encoder outputs of the same pass, FLIP-style contrastive
+   learning on masked inputs), the ITM positives (the fused features of the same pass) and the
+   clean fused feature ``z`` for the robust terms and CORAL / MMD.
+2. **ITM negatives** (if ITM). Only the co-attention layers run again, on the embedded streams
+   of pass 1 with each text paired to another image (a derangement, or a hard negative drawn
+   ∝ softmax of the GLA similarity when GLA global is on): no encoder pass. The ITM batch is
+   ``B`` positives + ``B`` negatives (50 % swapped, as in M3AE).
+3. **Degraded pass** (if perturbation-aware masking, domain consistency or modality
+   resilience). One view for the batch (views.py): perturbed images / texts with
+   perturbation-aware masking, some samples with a modality dropped. It adds denoising MIM /
+   MLM terms (targets = CLEAN patches / tokens; losses pooled with pass 1 by count:
+   ``L_mim = (n_1 L_1 + n_2 L_2) / (n_1 + n_2)``, n = masked patches / tokens) and gives
+   ``z̃`` for the non-dropped samples, ``L_dc = 1 - cos(g(z̃) - c, sg(g(z) - c))``, and
+   ``z_drop`` for the dropped ones, ``L_mr = 1 - cos(h(z_drop) - c', sg(h(z) - c'))``, with
+   ``z`` the clean fused feature of pass 1 (same row) and ``c = sg(mean_b g(z_b))`` the
+   clean-batch centre (``robust.consistency_center``; off = METHOD.md's formula verbatim).
+   With neither perturbation-aware masking nor DC, only the dropped samples are run.
+
+``m3ae_style = True`` computes MLM, MIM and ITM with M3AE's THREE passes instead: MLM with the
+full clean image, MIM with the clean text, ITM on clean pairs with 50 % swapped full images.
+
+Total loss: ``L = Σ_k w_k · r_k(progress) · L_k`` over the enabled objectives, ``r_k = 1``
+except ``r = min(1, progress / ramp_fraction)`` for domain consistency, domain alignment and
+modality resilience.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robust_mmr_pipeline.engine.registry import register_model_class
+from robust_mmr_pipeline.model import objectives as O
+from robust_mmr_pipeline.model.config import ROBUST_OBJECTIVES, ModelConfig
+from robust_mmr_pipeline.model.flops import training_flops_per_sample
+from robust_mmr_pipeline.model.fusion import CoAttentionFusion, FusionOutput, fused_feature
+from robust_mmr_pipeline.model.heads import (
+    ITMHead,
+    MIMDecoder,
+    MLMHead,
+    Pooler,
+    Predictor,
+    ProjectionHead,
+)
+from robust_mmr_pipeline.model.masking import (
+    IGNORE_INDEX,
+    PatchMask,
+    TokenMask,
+    eligible_tokens,
+    patch_deviation,
+    perturbation_aware_patch_mask,
+    perturbation_aware_token_mask,
+    random_patch_mask,
+    random_token_mask,
+)
+from robust_mmr_pipeline.model.text import TextEncoder
+from robust_mmr_pipeline.model.views import build_degraded_batch, check_perturbations
+from robust_mmr_pipeline.model.vision import VisionEncoder
+
+
+@dataclass
+class PretrainOutput:
+    """``loss`` scalar (weighted total), ``losses`` detached per objective, ``metrics`` floats."""
+
+    loss: Tensor
+    losses: dict[str, Tensor] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FusedOutput:
+    """Unmasked multi-modal representation for fine-tuning (``d`` = fusion width)."""
+
+    image_tokens: Tensor  # [B, 1+N, d]
+    text_tokens: Tensor  # [B, L, d]
+    image_pooled: Tensor  # [B, d]
+    text_pooled: Tensor  # [B, d]
+    fused: Tensor  # [B, 2d] = [text_pooled ; image_pooled]
+
+
+@dataclass
+class _Pass:
+    """Everything one encoder + fusion pass produces."""
+
+    image_unimodal: Tensor  # [B, 1+K, D_v]
+    text_unimodal: Tensor  # [B, L, D_t]
+    image_embedded: Tensor  # [B, 1+K, d] fusion input v_0
+    text_embedded: Tensor  # [B, L, d] fusion input t_0
+    fusion: FusionOutput
+    image_pooled: Tensor  # [B, d]
+    text_pooled: Tensor  # [B, d]
+    fused: Tensor  # [B, 2d]
+
+
+class _Pooled:
+    """Count-weighted mean of one loss over several passes: ``Σ n_k L_k / Σ n_k``."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, Tensor, Tensor]] = []
+
+    def add(self, tag: str, loss: Tensor, count: Tensor) -> None:
+        self.parts.append((tag, loss, count.float()))
+
+    def value(self) -> Tensor:
+        if len(self.parts) == 1:
+            return self.parts[0][1]
+        total = sum(n for _, _, n in self.parts)
+        return sum(loss * n for _, loss, n in self.parts) / total.clamp(min=1.0)
+
+
+def _init_new(module: nn.Module) -> None:
+    """Init of the non-pretrained parts (BERT / MAE convention)."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+
+
+# Registered so that a checkpoint rebuilds its own model (engine.load_model's allow-list).
+@register_model_class
+class MMRModel(nn.Module):
+    """Multi-modal masked reconstruction model (M3AE family) with MPMA / Robust-MMR options.
+
+    Batch keys of :meth:`forward`: ``pixel_values`` float ``[B, C, H, W]`` in [0, 1],
+    ``input_ids`` / ``attention_mask`` / ``special_tokens_mask`` long ``[B, L]``, optional
+    ``domain_ids`` long ``[B]``. Randomness comes only from torch's global RNG.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        check_perturbations(config)
+        self._config = config
+        obj = config.objectives
+        # Encoders first: shared parameters (tied MLM weight) are then named as embeddings.
+        self.vision = VisionEncoder(config.vision)
+        self.text = TextEncoder(config.text)
+        d = config.fusion.hidden_size
+        self.fusion = CoAttentionFusion(
+            self.text.width, self.vision.width, config.fusion, config.memory
+        )
+        self.text_pooler = Pooler(d)
+        self.image_pooler = Pooler(d)
+        # Heads exist only for enabled objectives: no unused parameters under DDP.
+        self.mim_decoder = (
+            MIMDecoder(d, config.vision.num_patches, config.vision.patch_dim, config.decoder)
+            if obj.mim
+            else None
+        )
+        self.mlm_head = MLMHead(d, self.text.word_embeddings) if obj.mlm else None
+        self.itm_head = ITMHead(2 * d) if obj.itm else None
+        self.has_contrastive = obj.gla_global or obj.gla_local
+        if self.has_contrastive:
+            self.image_contrastive = ProjectionHead(self.vision.width, obj.contrastive_dim)
+            self.text_contrastive = ProjectionHead(self.text.width, obj.contrastive_dim)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / obj.temperature_init)))
+        hidden = config.robust.predictor_hidden
+        self.dc_predictor = Predictor(2 * d, hidden) if obj.domain_consistency else None
+        self.mr_predictor = Predictor(2 * d, hidden) if obj.modality_resilience else None
+
+        for module in (self.fusion, self.text_pooler, self.image_pooler):
+            module.apply(_init_new)
+        for name in ("mim_decoder", "itm_head", "image_contrastive", "text_contrastive"):
+            if getattr(self, name, None) is not None:
+                getattr(self, name).apply(_init_new)
+        for module in (self.dc_predictor, self.mr_predictor):
+            if module is not None:
+                module.apply(_init_new)
+        if self.mlm_head is not None:  # not the tied decoder weight: it is the embedding
+            self.mlm_head.dense.apply(_init_new)
+            nn.init.zeros_(self.mlm_head.decoder.bias)
+
+    # ------------------------------------------------------------------ public
+    @property
+    def config(self) -> ModelConfig:
+        return self._config
+
+    def forward(self, batch: dict[str, Tensor], progress: float = 1.0) -> PretrainOutput:
+        """One pre-training step's losses; ``progress`` in [0, 1] drives the loss ramps."""
+        if self._config.m3ae_style:
+            return self.forward_m3ae_style(batch, progress)
+        return self.forward_joint(batch, progress)
+
+    def encode(
+        self, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor
+    ) -> FusedOutput:
+        """Unmasked encoding for fine-tuning: full image, full text, all fusion layers."""
+        out = self._run(pixel_values, input_ids, attention_mask)
+        return FusedOutput(
+            out.fusion.image, out.fusion.text, out.image_pooled, out.text_pooled, out.fused
+        )
+
+    def contrastive_embeddings(
+        self,
+        pixel_values: Tensor | None = None,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """L2-normalised unimodal CLS embeddings for retrieval (no fusion): ``[B, d_c]`` each.
+
+        Images and texts can be embedded separately (pass ``None`` for the other). Uses the GLA
+        projections when GLA was trained, else the fusion input projections (``[B, d]``).
+        """
+        image = text = None
+        if pixel_values is not None:
+            cls = self.vision(pixel_values)[:, 0]
+            proj = self.image_contrastive if self.has_contrastive else self.fusion.image_proj
+            image = F.normalize(proj(cls), dim=-1)
+        if input_ids is not None:
+            if attention_mask is None:
+                raise ValueError("contrastive_embeddings: input_ids need an attention_mask")
+            cls = self.text(input_ids, attention_mask)[:, 0]
+            proj = self.text_contrastive if self.has_contrastive else self.fusion.text_proj
+            text = F.normalize(proj(cls), dim=-1)
+        return image, text
+
+    def itm_score(self, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """``P(match)`` ``[B]`` for aligned pairs (row i image with row i text), for re-ranking."""
+        if self.itm_head is None:
+            raise RuntimeError("itm_score needs a model trained with objectives.itm enabled")
+        fused = self.encode(pixel_values, input_ids, attention_mask).fused
+        return self.itm_head(fused).float().softmax(dim=-1)[:, 1]
+
+    def param_groups(
+        self, weight_decay: float, head_lr_mult: float = 1.0, base_lr: float | None = None
+    ) -> list[dict]:
+        """AdamW groups: backbone (ViT + text encoder) vs fusion + heads (lr × ``head_lr_mult``).
+
+        No weight decay on biases, norms (any 1-D parameter), embeddings, position / CLS / mask
+        tokens, memory slots and the logit scale. Each group has ``lr_mult`` (and ``lr`` =
+        ``base_lr × lr_mult`` if ``base_lr`` is given) and a ``name``.
+        """
+        no_decay_markers = (
+            "embeddings",
+            "pos_embed",
+            "cls_token",
+            "mask_token",
+            "type_embed",
+            "memory.slots",
+            "logit_scale",
+        )
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            backbone = name.startswith(("vision.", "text."))
+            decay = param.ndim >= 2 and not any(m in name for m in no_decay_markers)
+            groups.setdefault((backbone, decay), []).append(param)
+        out = []
+        for (backbone, decay), params in sorted(groups.items(), reverse=True):
+            mult = 1.0 if backbone else head_lr_mult
+            group = {
+                "params": params,
+                "weight_decay": weight_decay if decay else 0.0,
+                "lr_mult": mult,
+                "name": f"{'backbone' if backbone else 'head'}_{'decay' if decay else 'no_decay'}",
+            }
+            if base_lr is not None:
+                group["lr"] = base_lr * mult
+            out.append(group)
+        return out
+
+    def flops_per_sample(self) -> float:
+        """Analytic training FLOPs (forward + backward) per sample of one step (for MFU)."""
+        return training_flops_per_sample(self._config)
+
+    # ---------------------------------------------------------------- building blocks
+    def _run(
+        self,
+        pixel_values: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        keep_ids: Tensor | None = None,
+        image_layer: int | None = None,
+    ) -> _Pass:
+        """Encoders (image patches ``keep_ids`` only) + fusion + poolers."""
+        v = self.vision(pixel_values, keep_ids)
+        t = self.text(input_ids, attention_mask)
+        v0, t0 = self.fusion.embed(v, t)
+        fusion_out = self.fusion(v0, t0, attention_mask, image_layer)
+        text_pooled = self.text_pooler(fusion_out.text)
+        image_pooled = self.image_pooler(fusion_out.image)
+        fused = fused_feature(text_pooled, image_pooled)
+        return _Pass(v, t, v0, t0, fusion_out, image_pooled, text_pooled, fused)
+
+    def _fuse_pair(
+        self, image_embedded: Tensor, text_embedded: Tensor, attention_mask: Tensor
+    ) -> Tensor:
+        """Fusion layers + poolers on already embedded streams: fused ``[B, 2d]``."""
+        out = self.fusion(image_embedded, text_embedded, attention_mask)
+        return fused_feature(self.text_pooler(out.text), self.image_pooler(out.image))
+
+    def _mim(
+        self,
+        run: _Pass,
+        patch_mask: PatchMask,
+        clean_images: Tensor,
+        sample_weight: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """MIM loss and its count of contributing patches."""
+        assert self.mim_decoder is not None and run.fusion.image_at_layer is not None
+        pred = self.mim_decoder(run.fusion.image_at_layer, patch_mask.ids_restore)
+        target = O.pixel_targets(
+            clean_images, self._config.vision.patch_size, self._config.decoder.norm_pix_loss
+        )
+        loss = O.mim_loss(pred, target, patch_mask.mask, sample_weight)
+        weight = patch_mask.mask.float()
+        if sample_weight is not None:
+            weight = weight * sample_weight[:, None]
+        return loss, weight.sum()
+
+    def _mlm(self, run: _Pass, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """MLM loss on the labelled positions only (the vocab projection is the costly part)."""
+        assert self.mlm_head is not None
+        selected = labels != IGNORE_INDEX
+        hidden = run.fusion.text[selected]  # [M, d]
+        loss = O.mlm_loss(self.mlm_head(hidden), labels[selected])
+        return loss, selected.sum()
+
+    def _logit_scale(self) -> Tensor:
+        return self.logit_scale.exp().clamp(max=1.0 / self._config.objectives.temperature_min)
+
+    def _itm_negative_index(
+        self, batch_size: int, t2i: Tensor | None, device: torch.device
+    ) -> Tensor:
+        """Image index for each text's negative: hard (∝ softmax(sim), not itself) or a roll."""
+        if t2i is not None and self._config.objectives.itm_hard_negatives:
+            # + 1e-6 keeps a row valid when the softmax puts all its mass on the diagonal.
+            weights = torch.softmax(t2i.detach().float(), dim=1) + 1e-6
+            weights = weights.masked_fill(torch.eye(batch_size, dtype=torch.bool, device=device), 0)
+            return torch.multinomial(weights, 1)[:, 0]
+        shift = int(torch.randint(1, batch_size, (1,)).item())
+        return (torch.arange(batch_size, device=device) + shift) % batch_size
+
+    def _text_mask(self, ids: Tensor, eligible: Tensor, targets: Tensor | None = None) -> TokenMask:
+        t, o = self._config.text, self._config.objectives
+        return random_token_mask(
+            ids,
+            eligible,
+            probability=o.mlm_probability,
+            mask_token_id=t.mask_token_id,
+            vocab_size=t.vocab_size,
+            first_regular_id=max(t.special_token_ids) + 1,
+            targets=targets,
+        )
+
+    # ---------------------------------------------------------------- joint step
+    def forward_joint(self, batch: dict[str, Tensor], progress: float = 1.0) -> PretrainOutput:
+        """Our efficient step (see the module docstring for the pass structure)."""
+        cfg, obj = self._config, self._config.objectives
+        images, ids = batch["pixel_values"], batch["input_ids"]
+        attn, special = batch["attention_mask"], batch["special_tokens_mask"]
+        b, device = ids.shape[0], ids.device
+        eligible = eligible_tokens(attn, special)
+        losses: dict[str, Tensor] = {}
+        metrics: dict[str, float] = {}
+        mim_parts, mlm_parts = _Pooled(), _Pooled()
+
+        # 1. clean joint pass: both masks, one encoder + fusion pass
+        patch_mask = (
+            random_patch_mask(b, cfg.vision.num_patches, obj.mim_mask_ratio, device)
+            if obj.mim
+            else None
+        )
+        token_mask = self._text_mask(ids, eligible) if obj.mlm else None
+        clean = self._run(
+            images,
+            token_mask.input_ids if token_mask is not None else ids,
+            attn,
+            patch_mask.keep_ids if patch_mask is not None else None,
+            cfg.decoder_read_layer if obj.mim else None,
+        )
+        if patch_mask is not None:
+            mim_parts.add("clean", *self._mim(clean, patch_mask, images))
+        if token_mask is not None:
+            mlm_parts.add("clean", *self._mlm(clean, token_mask.labels))
+
+        t2i = None
+        if self.has_contrastive:
+            scale = self._logit_scale()
+            metrics["temperature"] = float(1.0 / scale.detach())
+            if obj.gla_global:
+                t_emb = F.normalize(self.text_contrastive(clean.text_unimodal[:, 0]), dim=-1)
+                v_emb = F.normalize(self.image_contrastive(clean.image_unimodal[:, 0]), dim=-1)
+                losses["gla_global"] = O.gla_global_loss(t_emb, v_emb, scale)
+                t2i = scale * t_emb @ v_emb.t()
+            if obj.gla_local:
+                t_tok = F.normalize(self.text_contrastive(clean.text_unimodal), dim=-1)
+                v_tok = F.normalize(self.image_contrastive(clean.image_unimodal[:, 1:]), dim=-1)
+                valid = eligible
+                if token_mask is not None:  # corrupted positions carry no alignment signal
+                    valid = valid & (token_mask.labels == IGNORE_INDEX)
+                losses["gla_local"] = O.gla_local_loss(t_tok, valid, v_tok, scale)
+
+        # 2. ITM: positives = pass 1 pairs, negatives = fusion layers only on swapped pairs
+        if self.itm_head is not None:
+            fused = clean.fused
+            is_match = torch.ones(b, dtype=torch.long, device=device)
+            if b >= 2:
+                neg = self._itm_negative_index(b, t2i, device)
+                fused_neg = self._fuse_pair(clean.image_embedded[neg], clean.text_embedded, attn)
+                fused = torch.cat([fused, fused_neg])
+                is_match = torch.cat([is_match, torch.zeros_like(is_match)])
+            logits = self.itm_head(fused)
+            losses["itm"] = O.itm_loss(logits, is_match)
+            metrics["itm_acc"] = float((logits.argmax(-1) == is_match).float().mean())
+
+        if obj.domain_align and "domain_ids" in batch:
+            losses["domain_align"] = self._domain_align(clean.fused, batch["domain_ids"])
+        elif obj.domain_align:
+            losses["domain_align"] = O._zero_like_graph(clean.fused)
+
+        # 3. degraded pass (perturbed views and / or dropped modalities)
+        if cfg.needs_degraded_pass:
+            self._degraded_step(
+                batch=batch,
+                clean=clean,
+                losses=losses,
+                metrics=metrics,
+                mim_parts=mim_parts,
+                mlm_parts=mlm_parts,
+            )
+
+        if obj.mim:
+            losses["mim"] = mim_parts.value()
+        if obj.mlm:
+            losses["mlm"] = mlm_parts.value()
+        return self._total(losses, metrics, progress)
+
+    def _domain_align(self, fused: Tensor, domain_ids: Tensor) -> Tensor:
+        if self._config.robust.domain_align_method == "coral":
+            return O.coral_loss(fused, domain_ids)
+        return O.mmd_loss(fused, domain_ids)
+
+    def _degraded_step(
+        self,
+        *,
+        batch: dict[str, Tensor],
+        clean: _Pass,
+        losses: dict[str, Tensor],
+        metrics: dict[str, float],
+        mim_parts: _Pooled,
+        mlm_parts: _Pooled,
+    ) -> None:
+        cfg, obj, robust = self._config, self._config.objectives, self._config.robust
+        view = build_degraded_batch(batch, cfg)
+        if view is None:  # modality resilience only, and nothing dropped this step
+            if obj.modality_resilience:
+                assert self.mr_predictor is not None
+                losses["modality_resilience"] = O._zero_like_graph(self.mr_predictor(clean.fused))
+            return
+        rows = view.rows
+        clean_images = batch["pixel_values"][rows]
+        clean_ids = batch["input_ids"][rows]
+        eligible = eligible_tokens(view.attention_mask, view.special_tokens_mask)
+        aware = robust.perturbation_aware_masking
+
+        patch_mask = token_mask = None
+        if obj.mim:
+            ratio = obj.mim_mask_ratio
+            if aware and view.image_view:
+                ratio = robust.perturbed_image_mask_ratio
+            if aware:
+                deviation = patch_deviation(clean_images, view.pixel_values, cfg.vision.patch_size)
+                patch_mask = perturbation_aware_patch_mask(deviation, ratio)
+            else:
+                patch_mask = random_patch_mask(
+                    len(rows), cfg.vision.num_patches, ratio, rows.device
+                )
+            metrics["degraded_mask_ratio"] = float(patch_mask.mask[0].float().mean())
+        if obj.mlm:
+            if aware:
+                t = cfg.text
+                token_mask = perturbation_aware_token_mask(
+                    clean_ids,
+                    view.input_ids,
+                    view.changed_tokens,
+                    eligible,
+                    probability=obj.mlm_probability,
+                    changed_probability=robust.perturbed_token_mask_prob,
+                    mask_token_id=t.mask_token_id,
+                    vocab_size=t.vocab_size,
+                    first_regular_id=max(t.special_token_ids) + 1,
+                )
+            else:
+                token_mask = self._text_mask(view.input_ids, eligible, targets=clean_ids)
+
+        run = self._run(
+            view.pixel_values,
+            token_mask.input_ids if token_mask is not None else view.input_ids,
+            view.attention_mask,
+            patch_mask.keep_ids if patch_mask is not None else None,
+            cfg.decoder_read_layer if obj.mim else None,
+        )
+        if patch_mask is not None:
+            # Keep reconstructing the present modality: a dropped image has no MIM target.
+            weight = (~view.drop_image).float()
+            mim_parts.add("degraded", *self._mim(run, patch_mask, clean_images, weight))
+        if token_mask is not None:
+            mlm_parts.add("degraded", *self._mlm(run, token_mask.labels))
+        for name, parts in (("mim", mim_parts), ("mlm", mlm_parts)):
+            for tag, value, _ in parts.parts:
+                metrics[f"{name}_{tag}"] = float(value.detach())
+
+        z_clean = clean.fused[rows]
+        dropped = view.dropped
+        for name, predictor, sel in (
+            ("domain_consistency", self.dc_predictor, ~dropped),
+            ("modality_resilience", self.mr_predictor, dropped),
+        ):
+            if predictor is None:
+                continue
+            center = None
+            if robust.consistency_center:
+                center = O.consistency_center(predictor, clean.fused)
+            if bool(sel.any()):
+                losses[name] = O.consistency_loss(predictor, run.fused[sel], z_clean[sel], center)
+            else:  # nobody in this role this step: 0, still in the graph
+                losses[name] = O._zero_like_graph(predictor(run.fused))
+        metrics["view_image"] = float(view.image_view)
+        metrics["view_text"] = float(view.text_view)
+        metrics["dropped_text"] = float(view.drop_text.float().mean())
+        metrics["dropped_image"] = float(view.drop_image.float().mean())
+
+    def _total(
+        self, losses: dict[str, Tensor], metrics: dict[str, float], progress: float
+    ) -> PretrainOutput:
+        obj, robust = self._config.objectives, self._config.robust
+        ramp = O.ramp(progress, robust.ramp_fraction)
+        total = None
+        ordered: dict[str, Tensor] = {}
+        for name in obj.enabled():
+            weight = obj.weight(name) * (ramp if name in ROBUST_OBJECTIVES else 1.0)
+            if name in ROBUST_OBJECTIVES:
+                metrics[f"weight_{name}"] = weight
+            term = weight * losses[name]
+            total = term if total is None else total + term
+            ordered[name] = losses[name].detach()
+        assert total is not None
+        return PretrainOutput(total, ordered, metrics)
+
+    # ---------------------------------------------------------------- M3AE step
+    def forward_m3ae_style(self, batch: dict[str, Tensor], progress: float = 1.0) -> PretrainOutput:
+        """M3AE's step: one pass per objective (MLM | MIM | ITM), the others' inputs clean.
+
+        * MLM: full clean image + masked text;
+        * MIM: masked image + clean text;
+        * ITM: clean full image + clean text, 50 % of the images swapped in-batch (a roll).
+        """
+        cfg, obj = self._config, self._config.objectives
+        images, ids = batch["pixel_values"], batch["input_ids"]
+        attn, special = batch["attention_mask"], batch["special_tokens_mask"]
+        b, device = ids.shape[0], ids.device
+        losses: dict[str, Tensor] = {}
+        metrics: dict[str, float] = {}
+        if obj.mlm:
+            token_mask = self._text_mask(ids, eligible_tokens(attn, special))
+            run = self._run(images, token_mask.input_ids, attn)
+            losses["mlm"] = self._mlm(run, token_mask.labels)[0]
+        if obj.mim:
+            patch_mask = random_patch_mask(b, cfg.vision.num_patches, obj.mim_mask_ratio, device)
+            run = self._run(images, ids, attn, patch_mask.keep_ids, cfg.decoder_read_layer)
+            losses["mim"] = self._mim(run, patch_mask, images)[0]
+        if obj.itm:
+            assert self.itm_head is not None
+            swap = (torch.rand(b, device=device) < 0.5) & (b >= 2)
+            neg = torch.arange(b, device=device)
+            if b >= 2:
+                neg = self._itm_negative_index(b, None, device)
+            itm_images = torch.where(swap[:, None, None, None], images[neg], images)
+            logits = self.itm_head(self._run(itm_images, ids, attn).fused)
+            is_match = (~swap).long()
+            losses["itm"] = O.itm_loss(logits, is_match)
+            metrics["itm_acc"] = float((logits.argmax(-1) == is_match).float().mean())
+        return self._total(losses, metrics, progress)

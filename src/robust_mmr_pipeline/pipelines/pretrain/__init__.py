@@ -1,0 +1,5 @@
+"""Pre-training pipeline."""
+
+from robust_mmr_pipeline.pipelines.pretrain.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

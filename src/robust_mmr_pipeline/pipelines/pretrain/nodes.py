@@ -1,0 +1,65 @@
+"""Pre-training nodes: thin wrappers over ``robust_mmr_pipeline.recipes.pretrain``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from robust_mmr_pipeline.params import parse
+from robust_mmr_pipeline.pipelines.pretrain.params import PretrainParams
+from robust_mmr_pipeline.recipes import pretrain as recipe
+
+
+def fit_tokenizer(split_pairs: pd.DataFrame, parameters: dict[str, Any]) -> Any:
+    """WordPiece tokenizer trained on the pre-training (train split) texts."""
+    params = parse(PretrainParams, parameters, "pretrain")
+    pairs = recipe.select_training_pairs(split_pairs, params.protocol, params.text_kinds)
+    config = recipe.build_model_config(params.preset, params.size, params.model, None)
+    return recipe.fit_tokenizer(
+        pairs["text"].tolist(),
+        vocab_size=params.tokenizer.vocab_size,
+        min_frequency=params.tokenizer.min_frequency,
+        max_length=config.text.max_length,
+    )
+
+
+def build_image_cache(
+    images: pd.DataFrame, image_roots: dict[str, str], parameters: dict[str, Any]
+) -> dict[str, Any]:
+    """Decode every ingested image once, at the model's resolution, into the memory-mapped cache."""
+    params = parse(PretrainParams, parameters, "pretrain")
+    vision = recipe.build_model_config(params.preset, params.size, params.model, None).vision
+    return recipe.build_image_cache(
+        images,
+        image_roots,
+        cache_dir=params.image_cache.cache_dir,
+        image_size=vision.image_size,
+        channels=vision.in_chans,
+        resize_mode=params.image_cache.resize_mode,
+        workers=params.image_cache.workers,
+    )
+
+
+def pretrain_model(
+    split_pairs: pd.DataFrame,
+    image_cache: dict[str, Any],
+    tokenizer: Any,
+    parameters: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, Any]:
+    """Train the configured preset; returns the checkpoint manifest, loss history and plot."""
+    params = parse(PretrainParams, parameters, "pretrain")
+    pairs = recipe.select_training_pairs(split_pairs, params.protocol, params.text_kinds)
+    config = recipe.build_model_config(params.preset, params.size, params.model, tokenizer)
+    summary, losses = recipe.run_pretraining(
+        pairs,
+        image_cache["cache_dir"],
+        tokenizer,
+        config,
+        params.trainer,
+        params.run_dir,
+        init_checkpoint=params.init_checkpoint,
+        register_as=f"robust_mmr_pipeline-{params.preset}" if params.register_model else None,
+    )
+    figure = recipe.loss_figure(losses, f"pre-training losses ({params.preset})")
+    return summary.as_dict(), pd.DataFrame(losses), figure

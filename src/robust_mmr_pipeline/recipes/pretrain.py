@@ -1,0 +1,242 @@
+"""Pre-training recipe: tokenizer, image cache and the MMR / MPMA / Robust-MMR training run."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PretrainSummary:
+    """What a pre-training run leaves behind (JSON-safe through ``as_dict``)."""
+
+    checkpoint: str
+    preset: str
+    step: int
+    samples_per_s: float
+    flops_per_s: float | None
+    peak_memory_mb: float
+    train_time_s: float
+    final_losses: dict[str, float]
+    first_losses: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def select_training_pairs(
+    split_pairs: pd.DataFrame, protocol: str, text_kinds: list[str]
+) -> pd.DataFrame:
+    """The train-split pairs of ``protocol`` whose text kind is used for pre-training.
+
+    Pre-training reads only train images of the protocol, so the held-out domain and every
+    test image stay unseen (honest cross-domain numbers).
+    """
+    known = sorted(split_pairs["protocol"].unique())
+    if protocol not in known:
+        raise ValueError(
+            f"pretrain.protocol {protocol!r} is not among the split protocols {known}; "
+            "set pretrain.protocol in conf/base/parameters_pretrain.yml."
+        )
+    rows = split_pairs[
+        (split_pairs["protocol"] == protocol)
+        & (split_pairs["split"] == "train")
+        & (split_pairs["text_kind"].isin(text_kinds))
+    ]
+    if rows.empty:
+        raise ValueError(
+            f"no train pairs of kinds {text_kinds} in protocol {protocol!r}; check "
+            "pretrain.text_kinds and the domain split."
+        )
+    return rows.sort_values("pair_id").reset_index(drop=True)
+
+
+def fit_tokenizer(texts: list[str], vocab_size: int, min_frequency: int, max_length: int) -> Any:
+    """Train the WordPiece tokenizer on the pre-training texts (never on test text)."""
+    from robust_mmr_pipeline.model.tokenizer import train_tokenizer
+
+    return train_tokenizer(
+        texts, vocab_size=vocab_size, min_frequency=min_frequency, max_length=max_length
+    )
+
+
+def build_image_cache(
+    images: pd.DataFrame,
+    image_roots: Mapping[str, str],
+    cache_dir: str,
+    image_size: int,
+    channels: int,
+    resize_mode: str,
+    workers: int,
+) -> dict[str, Any]:
+    """Decode every ingested image once into the uint8 memory-mapped cache; return its manifest."""
+    from robust_mmr_pipeline.engine import ImageCache
+
+    cache = ImageCache.build(
+        images,
+        cache_dir,
+        root=dict(image_roots),
+        image_size=image_size,
+        channels=channels,
+        resize_mode=resize_mode,  # type: ignore[arg-type]
+        workers=workers,
+    )
+    return {
+        "cache_dir": str(Path(cache_dir)),
+        "num_images": len(cache),
+        "image_size": image_size,
+        "channels": channels,
+        "resize_mode": resize_mode,
+    }
+
+
+def build_model_config(
+    preset: str, size: str, overrides: Mapping[str, Any], tokenizer: Any | None
+) -> Any:
+    """Preset -> size -> user overrides, with the text vocabulary taken from the tokenizer."""
+    from robust_mmr_pipeline.model import apply_preset
+    from robust_mmr_pipeline.model.config import deep_merge
+    from robust_mmr_pipeline.model.tokenizer import special_token_ids
+
+    merged = dict(overrides)
+    if tokenizer is not None:
+        text = {"vocab_size": len(tokenizer), **special_token_ids(tokenizer)}
+        merged = deep_merge(merged, {"text": text})
+    return apply_preset(preset, merged, size=size)
+
+
+def _first_last(losses: list[dict[str, float]], window: int = 10) -> tuple[dict, dict]:
+    if not losses:
+        return {}, {}
+    frame = pd.DataFrame(losses).drop(columns=["step", "lr"], errors="ignore")
+    head = frame.head(window).mean(numeric_only=True).to_dict()
+    tail = frame.tail(window).mean(numeric_only=True).to_dict()
+    return head, tail
+
+
+def run_pretraining(
+    train_pairs: pd.DataFrame,
+    cache_dir: str,
+    tokenizer: Any,
+    model_config: Any,
+    trainer: Mapping[str, Any],
+    output_dir: str,
+    init_checkpoint: str | None = None,
+    fresh_start: bool = True,
+    log_to_mlflow: bool = True,
+    register_as: str | None = None,
+) -> tuple[PretrainSummary, list[dict[str, float]]]:
+    """Train an MMRModel on ``train_pairs``; checkpoints go to ``<output_dir>/checkpoints``.
+
+    ``init_checkpoint``: a local checkpoint (ours, or one written elsewhere) whose weights
+    initialise the model before training. ``fresh_start`` removes earlier checkpoints of
+    ``output_dir`` unless the trainer config asks to resume.
+    """
+    from robust_mmr_pipeline.engine import (
+        CompositeLogger,
+        ImageCache,
+        MemoryLogger,
+        MLflowLogger,
+        PairCollator,
+        PairDataset,
+        TrainerConfig,
+        domain_vocabulary,
+        load_model_weights,
+        train,
+    )
+    from robust_mmr_pipeline.model import MMRModel
+
+    config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
+    config.validate()
+    checkpoints = Path(output_dir) / "checkpoints"
+    if fresh_start and not (config.resume or config.resume_from) and checkpoints.exists():
+        logger.info("Removing earlier checkpoints in %s (fresh pre-training run).", checkpoints)
+        shutil.rmtree(checkpoints)
+
+    model = MMRModel(model_config)
+    if init_checkpoint:
+        load_model_weights(model, init_checkpoint, strict=False)
+    cache = ImageCache(cache_dir)
+    dataset = PairDataset(
+        train_pairs, cache, domains=domain_vocabulary(train_pairs["domain"].tolist())
+    )
+    collate = PairCollator(tokenizer, max_length=model_config.text.max_length)
+    memory = MemoryLogger()
+    loggers = CompositeLogger(memory, MLflowLogger() if log_to_mlflow else None)
+    loggers.log_params({"model": model_config.to_dict(), "trainer": dict(trainer)})
+    result = train(model, dataset, config, collate, tokenizer=tokenizer, logger=loggers)
+    first, last = _first_last(result.losses)
+    summary = PretrainSummary(
+        checkpoint=str(result.checkpoint_dir),
+        preset=model_config.preset,
+        step=result.step,
+        samples_per_s=result.samples_per_s,
+        flops_per_s=result.flops_per_s,
+        peak_memory_mb=result.peak_memory_mb,
+        train_time_s=result.train_time_s,
+        final_losses=last,
+        first_losses=first,
+    )
+    if log_to_mlflow and register_as:
+        register_checkpoint(register_as)
+    return summary, result.losses
+
+
+def register_checkpoint(name: str) -> None:
+    """Register the last checkpoint artifact of the active MLflow run as a model version.
+
+    The checkpoint is a folder of safetensors + JSON, not an MLflow flavour, so the version is
+    created from its artifact URI (MLflow 3's ``register_model`` wants a logged model).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    run = mlflow.active_run()
+    if run is None:
+        return
+    client = mlflow.MlflowClient()
+    artifacts = client.list_artifacts(run.info.run_id, "checkpoints")
+    if not artifacts:
+        return
+    latest = sorted(a.path for a in artifacts)[-1]
+    try:
+        if not client.search_registered_models(f"name='{name}'"):
+            client.create_registered_model(name, description="robust-mmr-pipeline checkpoint")
+        client.create_model_version(
+            name, source=mlflow.get_artifact_uri(latest), run_id=run.info.run_id
+        )
+    except MlflowException as exc:
+        logger.warning("Could not register the checkpoint as MLflow model %r: %s", name, exc)
+
+
+def loss_figure(losses: list[dict[str, float]], title: str) -> Any:
+    """Per-objective loss curves (one panel each) as a matplotlib Figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame(losses)
+    terms = [c for c in frame.columns if c not in ("step", "lr")]
+    cols = min(3, max(1, len(terms)))
+    rows = (len(terms) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, term in zip(axes.flat, terms, strict=False):
+        ax.plot(frame["step"], frame[term], lw=1)
+        smooth = frame[term].rolling(10, min_periods=1).mean()
+        ax.plot(frame["step"], smooth, lw=2)
+        ax.set_title(term)
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(terms) :]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

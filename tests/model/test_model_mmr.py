@@ -1,0 +1,160 @@
+"""MMRModel end to end: every preset's losses, outputs for downstream use, pass structure."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robust_mmr_pipeline.model import PRESETS, MMRModel
+from robust_mmr_pipeline.model.views import build_degraded_batch
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_forward_backward(config_factory, batch_factory, name: str) -> None:
+    torch.manual_seed(0)
+    model = MMRModel(config_factory(name))
+    out = model(batch_factory(model.config, 4), progress=0.5)
+    assert list(out.losses) == list(model.config.objectives.enabled())
+    assert all(torch.isfinite(v) and not v.requires_grad for v in out.losses.values())
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert all(isinstance(v, float) for v in out.metrics.values())
+    out.loss.backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad  # no parameter left out of the graph (DDP-safe)
+
+
+def test_total_is_the_weighted_sum_with_ramps(config_factory, batch_factory) -> None:
+    torch.manual_seed(0)
+    model = MMRModel(config_factory("robust_mmr_mpma", {"objectives": {"domain_align": True}}))
+    obj = model.config.objectives
+    out = model(batch_factory(model.config, 4), progress=0.05)  # ramp_fraction 0.1 -> half
+    expected = sum(
+        obj.weight(k) * (0.5 if k in ("domain_consistency", "domain_align",
+                                      "modality_resilience") else 1.0) * v
+        for k, v in out.losses.items()
+    )  # fmt: skip
+    assert out.loss.item() == pytest.approx(float(expected), rel=1e-5)
+    assert out.metrics["weight_domain_consistency"] == pytest.approx(0.5 * 0.5)
+
+
+def test_m3ae_style_gives_the_same_losses(config_factory, batch_factory) -> None:
+    torch.manual_seed(0)
+    model = MMRModel(config_factory("mmr", {"m3ae_style": True}))
+    batch = batch_factory(model.config, 4)
+    out = model(batch)
+    assert list(out.losses) == ["mim", "mlm", "itm"]
+    out.loss.backward()
+    joint = model.forward_joint(batch)  # same weights, our joint pass
+    assert list(joint.losses) == list(out.losses)
+
+
+def test_randomness_is_torch_global_rng(config_factory, batch_factory) -> None:
+    model = MMRModel(config_factory("robust_mmr_mpma"))
+    batch = batch_factory(model.config, 4)
+    torch.manual_seed(123)
+    a = model(batch)
+    torch.manual_seed(123)
+    b = model(batch)
+    assert all(torch.equal(a.losses[k], b.losses[k]) for k in a.losses)
+
+
+def test_downstream_outputs(config_factory, batch_factory) -> None:
+    model = MMRModel(config_factory("mpma")).eval()
+    batch = batch_factory(model.config, 3)
+    pix, ids, attn = batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        enc = model.encode(pix, ids, attn)
+        image, text = model.contrastive_embeddings(pix, ids, attn)
+        only_text = model.contrastive_embeddings(input_ids=ids, attention_mask=attn)
+        score = model.itm_score(pix, ids, attn)
+    n, length, d = model.config.vision.num_patches, model.config.text.max_length, 32
+    assert enc.image_tokens.shape == (3, 1 + n, d)
+    assert enc.text_tokens.shape == (3, length, d)
+    assert enc.image_pooled.shape == enc.text_pooled.shape == (3, d)
+    assert enc.fused.shape == (3, 2 * d)
+    assert torch.equal(enc.fused, torch.cat([enc.text_pooled, enc.image_pooled], -1))
+    assert image.shape == text.shape == (3, 16)  # contrastive_dim
+    assert torch.allclose(image.norm(dim=-1), torch.ones(3))
+    assert only_text[0] is None and torch.allclose(only_text[1], text)
+    assert score.shape == (3,) and bool(((score > 0) & (score < 1)).all())
+    # without GLA the retrieval embedding falls back to the fusion projections
+    plain = MMRModel(config_factory("mmr")).eval()
+    with torch.no_grad():
+        assert plain.contrastive_embeddings(pix)[0].shape == (3, d)
+
+
+def test_modality_dropping_only_runs_dropped_samples(config_factory, batch_factory) -> None:
+    config = config_factory(
+        "mmr",
+        {"objectives": {"modality_resilience": True},
+         "robust": {"drop_text_prob": 0.4, "drop_image_prob": 0.4}},
+    )  # fmt: skip
+    batch = batch_factory(config, 32)
+    torch.manual_seed(0)
+    view = build_degraded_batch(batch, config)
+    assert view is not None and view.view == "none"
+    assert bool(view.dropped.all()) and 0 < len(view.rows) < 32
+    t = config.text
+    dropped_text = view.input_ids[view.drop_text]
+    assert bool((dropped_text[:, 0] == t.cls_token_id).all())
+    assert bool((dropped_text[:, 1] == t.sep_token_id).all())
+    assert int(view.attention_mask[view.drop_text].sum()) == 2 * int(view.drop_text.sum())
+    assert bool((view.pixel_values[view.drop_image] == 0.5).all())  # the mean image
+    kept_text = ~view.drop_text
+    assert torch.equal(view.input_ids[kept_text], batch["input_ids"][view.rows][kept_text])
+    model = MMRModel(config)
+    out = model(batch)
+    assert list(out.losses) == ["mim", "mlm", "itm", "modality_resilience"]
+    assert out.losses["modality_resilience"] > 0
+
+
+@pytest.mark.parametrize("view", ["image", "text", "both"])
+def test_perturbed_views(config_factory, batch_factory, view: str) -> None:
+    probs = {"image": [1.0, 0.0, 0.0], "text": [0.0, 1.0, 0.0], "both": [0.0, 0.0, 1.0]}[view]
+    config = config_factory(
+        "robust_mmr",
+        {"objectives": {"modality_resilience": False},
+         "robust": {"view_probs": probs, "severity_min": 5}},
+    )  # fmt: skip
+    batch = batch_factory(config, 8)
+    torch.manual_seed(0)
+    degraded = build_degraded_batch(batch, config)
+    assert degraded is not None and degraded.view == view
+    assert len(degraded.rows) == 8
+    image_changed = not torch.equal(degraded.pixel_values, batch["pixel_values"])
+    text_changed = bool(degraded.changed_tokens.any())
+    assert image_changed == (view in ("image", "both"))
+    assert text_changed == (view in ("text", "both"))
+    assert degraded.pixel_values.min() >= 0 and degraded.pixel_values.max() <= 1
+    assert degraded.input_ids.shape == batch["input_ids"].shape
+    special = batch["special_tokens_mask"].bool()
+    assert torch.equal(degraded.input_ids[special], batch["input_ids"][special])
+    out = MMRModel(config)(batch)
+    if view in ("image", "both"):  # higher masking ratio on perturbed images
+        assert out.metrics["degraded_mask_ratio"] == pytest.approx(14 / 16)  # keep int(16 * .15)
+    assert torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("method", ["coral", "mmd"])
+def test_domain_alignment_objective(config_factory, batch_factory, method: str) -> None:
+    config = config_factory(
+        "mmr", {"objectives": {"domain_align": True}, "robust": {"domain_align_method": method}}
+    )
+    model = MMRModel(config)
+    batch = batch_factory(config, 6)  # domain ids 0, 1, 0, 1, 0, 1
+    out = model(batch)
+    assert out.losses["domain_align"] > 0
+    out.loss.backward()
+    del batch["domain_ids"]  # optional key: no domains, no alignment signal
+    assert model(batch).losses["domain_align"] == 0
+
+
+def test_unknown_perturbation_names_fail_at_build(config_factory) -> None:
+    from robust_mmr_pipeline.model import ConfigError
+
+    bad = config_factory("robust_mmr", {"robust": {"image_perturbations": ["gaussian_nose"]}})
+    with pytest.raises(ConfigError, match="gaussian_nose"):
+        MMRModel(bad)
+    kinds = config_factory("robust_mmr", {"robust": {"text_perturbation_kinds": ["shuffle"]}})
+    with pytest.raises(ConfigError, match="text_perturbation_kinds"):
+        MMRModel(kinds)
