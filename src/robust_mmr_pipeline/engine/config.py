@@ -112,7 +112,12 @@ class TrainerConfig:
                 f"Unknown trainer setting(s) {unknown}; valid settings are {sorted(known)} "
                 "(see robust_mmr_pipeline/engine/config.py)."
             )
-        config = cls(**dict(data))
+        values = dict(data)
+        # YAML 1.1 reads a bare `no` as false (tools that rewrite YAML, e.g. `dvc exp run -S`,
+        # drop the quotes of "no"): it can only mean mixed_precision "no".
+        if values.get("mixed_precision") is False:
+            values["mixed_precision"] = "no"
+        config = cls(**values)
         config.validate()
         return config
 

@@ -47,7 +47,9 @@ class PretrainParams:
         from robust_mmr_pipeline.model import apply_preset
 
         apply_preset(self.preset, self.model, size=self.size)
-        TrainerConfig.from_dict({**self.trainer, "output_dir": self.output_dir}).validate()
+        trainer = TrainerConfig.from_dict({**self.trainer, "output_dir": self.output_dir})
+        # Keep the user's keys, with the values as the trainer reads them (e.g. a YAML `no`).
+        self.trainer = {key: trainer.to_dict()[key] for key in self.trainer}
 
     @property
     def run_dir(self) -> str:
