@@ -111,3 +111,18 @@ def test_unknown_parameter_fails_before_any_node_runs(run_kedro, kedro_project: 
 def test_invalid_parameter_value_names_the_key(run_kedro) -> None:
     with pytest.raises(ParameterError, match="on_bad_record"):
         run_kedro("ingestion", params={"ingestion": {"on_bad_record": "ignore"}})
+
+
+def test_registry_loads_without_heavy_imports() -> None:
+    """Kedro-Viz and light pipelines start fast: listing pipelines imports no torch or GX."""
+    code = (
+        "import sys; from kedro.framework.startup import bootstrap_project;"
+        f"bootstrap_project({str(REPO_ROOT)!r});"
+        "from robust_mmr_pipeline.pipeline_registry import register_pipelines;"
+        "register_pipelines();"
+        "heavy = [m for m in ('torch', 'great_expectations', 'transformers', 'timm',"
+        " 'matplotlib.pyplot', 'optuna', 'mlflow.pytorch') if m in sys.modules];"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
