@@ -7,6 +7,7 @@ the project root answers kedro-telemetry's consent question, and ``.dvc/config``
 """
 
 import os
+from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
@@ -35,4 +36,8 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**"],
     },
+    # ${project_dir:} = the folder Kedro runs in (the project root). MLflow caches stores by
+    # URI string, so a relative sqlite:///mlflow.db would keep pointing at the first project a
+    # process opened; conf/base/mlflow.yml spells the absolute path with it.
+    "custom_resolvers": {"project_dir": lambda: Path.cwd().as_posix()},
 }
