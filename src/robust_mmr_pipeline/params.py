@@ -26,6 +26,9 @@ PARAM_SCHEMAS: dict[str, str] = {
     "validation": "robust_mmr_pipeline.pipelines.validation.params:ValidationParams",
     "domain_split": "robust_mmr_pipeline.pipelines.domain_split.params:DomainSplitParams",
     "pretrain": "robust_mmr_pipeline.pipelines.pretrain.params:PretrainParams",
+    "finetune": "robust_mmr_pipeline.pipelines.finetune.params:FinetuneParams",
+    "evaluation": "robust_mmr_pipeline.pipelines.evaluation.params:EvaluationParams",
+    "tuning": "robust_mmr_pipeline.tuning.config:TuningParams",
 }
 
 

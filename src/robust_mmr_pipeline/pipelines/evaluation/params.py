@@ -1,0 +1,51 @@
+"""Typed parameters of the evaluation pipeline (``params:evaluation``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EvaluationParams:
+    """Which fine-tuned tasks, perturbations and severities are evaluated, and how.
+
+    ``tasks`` None: every task of the finetune manifest. ``image_perturbations`` /
+    ``text_perturbations``: registry names (those present in ``perturbation_sets``) or
+    ``"all"``; ``severities`` keeps those severities of the perturbed sets. ``n_boot``
+    bootstrap resamples for every 95 % CI. ``baseline_metrics``: a baseline run's
+    ``evaluation_severity.csv`` (e.g. the MMR preset's); with it the report gives mCE.
+    ``retrieval_k`` None: the k the retrieval model was fine-tuned with.
+    """
+
+    tasks: list[str] | None = None
+    in_domain_protocol: str = "in_domain"
+    cross_domain_protocol: str = "cross_domain"
+    image_perturbations: list[str] | str = "all"
+    text_perturbations: list[str] | str = "all"
+    severities: list[int] = field(default_factory=lambda: [1, 3, 5])
+    batch_size: int = 64
+    n_boot: int = 1000
+    seed: int = 0
+    retrieval_k: int | None = None
+    baseline_metrics: str | None = None
+    log_to_mlflow: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("image_perturbations", "text_perturbations"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value != "all":
+                raise ValueError(f"{name} must be a list of names or 'all', got {value!r}")
+        if not self.severities or any(not 1 <= int(s) <= 5 for s in self.severities):
+            raise ValueError(f"severities must be a non-empty list in 1..5, got {self.severities}")
+        if self.tasks is not None:
+            bad = sorted(set(self.tasks) - {"vqa", "classification", "retrieval"})
+            if bad:
+                raise ValueError(f"unknown task(s) {bad}")
+        if self.batch_size < 1 or self.n_boot < 0:
+            raise ValueError("batch_size must be >= 1 and n_boot >= 0")
+        if self.retrieval_k is not None and self.retrieval_k < 1:
+            raise ValueError("retrieval_k must be >= 1 (or null)")
+
+    def wants(self, modality: str, name: str) -> bool:
+        chosen = self.image_perturbations if modality == "image" else self.text_perturbations
+        return chosen == "all" or name in chosen

@@ -1,0 +1,40 @@
+"""Evaluation: every fine-tuned task on in-domain, cross-domain and perturbed test sets."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from robust_mmr_pipeline.pipelines.evaluation.nodes import evaluate_models, report_robustness
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                evaluate_models,
+                inputs=[
+                    "finetune_manifest",
+                    "split_vqa",
+                    "split_classification",
+                    "split_pairs",
+                    "perturbation_sets",
+                    "image_cache",
+                    "params:evaluation",
+                ],
+                outputs="evaluation_results",
+                name="evaluate_models",
+            ),
+            node(
+                report_robustness,
+                inputs=["evaluation_results", "finetune_manifest", "params:evaluation"],
+                outputs=[
+                    "evaluation_metrics",
+                    "evaluation_severity",
+                    "robustness_severity_plot",
+                    "robustness_domain_plot",
+                    "robustness_retrieval_plot",
+                    "robustness_report_md",
+                    "robustness_report_html",
+                ],
+                name="report_robustness",
+            ),
+        ]
+    )

@@ -1,0 +1,26 @@
+"""Fine-tuning: VQA / classification / retrieval from the pre-trained (or a fresh) backbone."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from robust_mmr_pipeline.pipelines.finetune.nodes import finetune_tasks
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                finetune_tasks,
+                inputs=[
+                    "split_vqa",
+                    "split_classification",
+                    "split_pairs",
+                    "image_cache",
+                    "tokenizer",
+                    "pretrain_checkpoint",
+                    "params:finetune",
+                ],
+                outputs=["finetune_manifest", "finetune_metrics"],
+                name="finetune_tasks",
+            ),
+        ]
+    )

@@ -1,0 +1,502 @@
+"""Fine-tuning and evaluation recipe: VQA, image–text classification and retrieval.
+
+:func:`finetune_task` trains a :class:`~robust_mmr_pipeline.tasks.TaskModel` on the train rows
+of one task, starting from a pre-training checkpoint (or from scratch: the no-pretraining
+baseline), evaluates the VALIDATION rows every ``eval_every`` steps and keeps the checkpoint
+with the best validation metric under ``<output_dir>/best/``. Test rows are never passed in:
+model selection sees validation only (:func:`robust_mmr_pipeline.tasks.select_best`). The
+answer / label vocabulary comes from the train rows alone.
+
+:func:`evaluate_task` (and :class:`TaskEvaluator`, which loads a checkpoint once for many
+conditions) scores a fine-tuned checkpoint on a set of rows, clean or under one image / text
+perturbation applied on the fly, with percentile-bootstrap 95 % intervals.
+
+Selection metrics: VQA ``overall`` accuracy, classification ``accuracy``, retrieval ``rsum``
+(sum of R@1/5/10 of both directions). Main metric (reports, severity table): VQA ``overall``,
+classification ``accuracy``, retrieval ``t2i_r@1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+TASK_NAMES: tuple[str, ...] = ("vqa", "classification", "retrieval")
+SELECTION_METRIC: dict[str, str] = {
+    "vqa": "overall",
+    "classification": "accuracy",
+    "retrieval": "rsum",
+}
+MAIN_METRIC: dict[str, str] = {
+    "vqa": "overall",
+    "classification": "accuracy",
+    "retrieval": "t2i_r@1",
+}
+# task_options keys besides the TaskOptions fields.
+EXTRA_OPTIONS: dict[str, Any] = {
+    "head_hidden_dim": None,  # classifier head width (None: the fused width, as M3AE)
+    "head_dropout": 0.0,
+    "answer_min_count": 1,  # VQA: answers seen fewer times in train are out of vocabulary
+    "retrieval_k": 16,  # retrieval: contrastive top-k re-ranked by the ITM head
+    "eval_batch_size": 64,
+}
+BEST_DIR = "best"
+
+
+@dataclass(frozen=True)
+class FinetuneSummary:
+    """What one fine-tuning run leaves behind (JSON-safe through ``as_dict``).
+
+    ``checkpoint`` is the best-on-validation checkpoint folder, ``best_step`` its step,
+    ``val_metrics`` its validation metrics and ``history`` every validation record
+    (``{"step", "val/<metric>", ...}``) in training order.
+    """
+
+    task: str
+    checkpoint: str
+    best_step: int
+    selection_metric: str
+    val_metrics: dict[str, float]
+    history: list[dict[str, float]]
+    num_classes: int = 0
+    train_rows: int = 0
+    val_rows: int = 0
+    train_time_s: float = 0.0
+    from_scratch: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def task_rows(table: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
+    """The rows of ``protocol`` / ``split`` of a split manifest, in a stable order."""
+    known = sorted(table["protocol"].unique())
+    if protocol not in known:
+        raise ValueError(f"protocol {protocol!r} is not among the split protocols {known}")
+    rows = table[(table["protocol"] == protocol) & (table["split"] == split)]
+    return rows.reset_index(drop=True)
+
+
+def split_task_options(task_options: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """``(TaskOptions, extras)`` from one mapping; unknown keys raise naming the allowed ones."""
+    from robust_mmr_pipeline.tasks import TaskOptions
+
+    data = dict(task_options or {})
+    names = {f.name for f in dataclasses.fields(TaskOptions)}
+    unknown = sorted(set(data) - names - set(EXTRA_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown task option(s) {unknown}; allowed: {sorted(names | set(EXTRA_OPTIONS))}"
+        )
+    options = TaskOptions(**{k: v for k, v in data.items() if k in names})
+    errors = options.validate()
+    if errors:
+        raise ValueError("invalid task options:\n  " + "\n  ".join(errors))
+    extras = {**EXTRA_OPTIONS, **{k: v for k, v in data.items() if k in EXTRA_OPTIONS}}
+    return options, extras
+
+
+def task_vocabulary(task: str, train_rows: pd.DataFrame, min_count: int = 1) -> list[str]:
+    """Class names in index order, from TRAIN rows only (empty for retrieval)."""
+    from robust_mmr_pipeline.tasks import answer_vocabulary, label_vocabulary
+
+    if task == "retrieval":
+        return []
+    if "split" in train_rows.columns and set(train_rows["split"].astype(str)) - {"train"}:
+        raise ValueError("the vocabulary must come from train rows only")
+    if task == "vqa":
+        vocab = answer_vocabulary(train_rows, min_count=min_count)
+    else:
+        vocab = label_vocabulary(train_rows)
+    return sorted(vocab, key=vocab.__getitem__)
+
+
+def _dataset(task: str, rows: pd.DataFrame, cache: Any, label_names: list[str] | tuple) -> Any:
+    from robust_mmr_pipeline.tasks import ClassificationDataset, RetrievalPairDataset, VQADataset
+
+    vocabulary = {name: index for index, name in enumerate(label_names)}
+    if task == "vqa":
+        return VQADataset(rows, cache, vocabulary)
+    if task == "classification":
+        return ClassificationDataset(rows, cache, vocabulary)
+    return RetrievalPairDataset(rows, cache)
+
+
+def _perturbations(perturbation: Mapping[str, Any] | None) -> tuple[Any, Any]:
+    """``(image_perturbation, text_perturbation)`` from ``{modality, perturbation, severity,
+    seed}`` (None: clean)."""
+    from robust_mmr_pipeline.tasks import ImagePerturbation, TextPerturbation
+
+    if not perturbation:
+        return None, None
+    modality = str(perturbation["modality"])
+    name, severity = str(perturbation["perturbation"]), int(perturbation["severity"])
+    seed = int(perturbation.get("seed", 0))
+    if modality == "image":
+        return ImagePerturbation(name, severity, seed), None
+    if modality == "text":
+        return None, TextPerturbation(name, severity, seed)
+    raise ValueError(f"perturbation modality must be 'image' or 'text', got {modality!r}")
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class EvaluationItems:
+    """Per-item outcomes of one evaluation (for paired bootstraps between conditions).
+
+    ``correct`` float ``[n]`` (vqa / classification), ``domains`` ``[n]``, ``closed`` bool
+    ``[n]`` (vqa); ``i2t_ranks`` / ``t2i_ranks`` (retrieval, 1-based).
+    """
+
+    correct: np.ndarray | None = None
+    domains: np.ndarray | None = None
+    closed: np.ndarray | None = None
+    i2t_ranks: np.ndarray | None = None
+    t2i_ranks: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskEvaluator:
+    """A fine-tuned checkpoint loaded once, evaluated on any rows / perturbation.
+
+    ``tokenizer`` None: the checkpoint's own tokenizer. Metrics follow
+    :mod:`robust_mmr_pipeline.tasks.evaluation` (``<name>``, ``<name>_ci_low``,
+    ``<name>_ci_high``; fractions in [0, 1]).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        checkpoint_dir: str | Path,
+        cache_dir: str | Path,
+        tokenizer: Any = None,
+        *,
+        batch_size: int = 64,
+        n_boot: int = 1000,
+        seed: int = 0,
+        retrieval_k: int = 16,
+        model: Any = None,
+    ) -> None:
+        from robust_mmr_pipeline.engine import ImageCache, load_model
+
+        if task not in TASK_NAMES:
+            raise ValueError(f"task must be one of {TASK_NAMES}, got {task!r}")
+        saved_tokenizer = None
+        if model is None:
+            model, saved_tokenizer, _info = load_model(checkpoint_dir)
+        if getattr(model, "task", task) != task:
+            raise ValueError(f"{checkpoint_dir} holds a {model.task!r} model, not {task!r}")
+        self.task = task
+        self.model = model
+        self.tokenizer = tokenizer if tokenizer is not None else saved_tokenizer
+        if self.tokenizer is None:
+            raise ValueError(f"no tokenizer given and none saved in {checkpoint_dir}")
+        self.cache = cache_dir if isinstance(cache_dir, ImageCache) else ImageCache(cache_dir)
+        self.batch_size, self.n_boot, self.seed = int(batch_size), int(n_boot), int(seed)
+        self.retrieval_k = int(retrieval_k)
+        self.max_length = int(model.backbone.config.text.max_length)
+
+    def evaluate(
+        self,
+        rows: pd.DataFrame,
+        perturbation: Mapping[str, Any] | None = None,
+        accelerator: Any = None,
+    ) -> tuple[dict[str, float], EvaluationItems]:
+        """Metrics with CIs and the per-item outcomes of ``rows`` (clean or perturbed)."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        from robust_mmr_pipeline.tasks import (
+            RetrievalInputs,
+            TaskCollator,
+            classification_metrics,
+            collect_predictions,
+            evaluate_retrieval,
+            vqa_metrics,
+        )
+
+        if rows.empty:
+            raise ValueError(f"no rows to evaluate the {self.task} model on")
+        image_p, text_p = _perturbations(perturbation)
+        self.model.eval()
+        if self.task == "retrieval":
+            inputs = RetrievalInputs.from_pairs(
+                rows,
+                self.cache,
+                self.tokenizer,
+                max_length=self.max_length,
+                image_perturbation=image_p,
+                text_perturbation=text_p,
+            )
+            k = max(1, min(self.retrieval_k, inputs.num_images, inputs.num_texts))
+            with torch.no_grad():
+                metrics, result = evaluate_retrieval(
+                    self.model,
+                    inputs,
+                    method="two_stage",
+                    k=k,
+                    batch_size=self.batch_size,
+                    n_boot=self.n_boot,
+                    seed=self.seed,
+                )
+            items = EvaluationItems(
+                i2t_ranks=result.i2t_ranks.numpy().astype(np.float64),
+                t2i_ranks=result.t2i_ranks.numpy().astype(np.float64),
+            )
+            return metrics, items
+        dataset = _dataset(self.task, rows, self.cache, self.model.label_names)
+        collate = TaskCollator(
+            self.tokenizer,
+            self.max_length,
+            image_perturbation=image_p,
+            text_perturbation=text_p,
+        )
+        loader = DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate)
+        out = collect_predictions(self.model, loader, accelerator=accelerator)
+        order = out["indices"].numpy().argsort(kind="stable")
+        logits, labels = out["logits"][order], out["labels"][order]
+        pred = logits.argmax(-1).numpy()
+        correct = (pred == labels.numpy()).astype(np.float64)
+        domains = rows["domain"].astype(str).to_numpy() if "domain" in rows else None
+        if self.task == "vqa":
+            answer_types = out["answer_type_ids"][order]
+            metrics = vqa_metrics(logits, labels, answer_types, n_boot=self.n_boot, seed=self.seed)
+            closed = answer_types.numpy() == 0
+            return metrics, EvaluationItems(correct=correct, domains=domains, closed=closed)
+        metrics = classification_metrics(
+            logits, labels, self.model.num_classes, n_boot=self.n_boot, seed=self.seed
+        )
+        return metrics, EvaluationItems(correct=correct, domains=domains)
+
+
+def evaluate_task(
+    task: str,
+    checkpoint_dir: str,
+    rows: pd.DataFrame,
+    cache_dir: str,
+    tokenizer: Any,
+    perturbation: dict[str, Any] | None,
+    batch_size: int,
+    n_boot: int,
+    seed: int,
+    *,
+    retrieval_k: int = 16,
+) -> dict[str, float]:
+    """Metrics (with bootstrap 95 % CIs) of a fine-tuned checkpoint on ``rows``.
+
+    ``perturbation``: None (clean) or ``{"modality": "image" | "text", "perturbation": name,
+    "severity": 1..5, "seed": int}``, applied on the fly, per item seeded by ``seed``.
+    """
+    evaluator = TaskEvaluator(
+        task,
+        checkpoint_dir,
+        cache_dir,
+        tokenizer,
+        batch_size=batch_size,
+        n_boot=n_boot,
+        seed=seed,
+        retrieval_k=retrieval_k,
+    )
+    metrics, _items = evaluator.evaluate(rows, perturbation)
+    return metrics
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+class _PrefixedLogger:
+    """Forwards to ``inner`` with metric names prefixed by ``<task>/`` (one MLflow run, many
+    tasks; ``@``, which MLflow refuses in names, spelled ``_at_``) and params under
+    ``finetune.<task>.``."""
+
+    def __init__(self, inner: Any, prefix: str) -> None:
+        self.inner, self.prefix = inner, prefix
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.inner.log_params({f"finetune.{self.prefix}": dict(params)})
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        renamed = {f"{self.prefix}/{k}".replace("@", "_at_"): v for k, v in metrics.items()}
+        self.inner.log_metrics(renamed, step)
+
+    def log_checkpoint(self, path: Path, step: int, final: bool) -> None:
+        self.inner.log_checkpoint(path, step, final)
+
+
+def _best_checkpoint(root: Path) -> Path:
+    found = sorted(p for p in root.glob("step-*") if p.is_dir())
+    if not found:
+        raise RuntimeError(f"no best checkpoint was written under {root}")
+    return found[-1]
+
+
+def finetune_task(
+    task: str,
+    train_rows: pd.DataFrame,
+    val_rows: pd.DataFrame,
+    cache_dir: str,
+    tokenizer: Any,
+    backbone_checkpoint: str | None,
+    model_config: Any,
+    task_options: Mapping[str, Any],
+    trainer: Mapping[str, Any],
+    output_dir: str,
+    log_to_mlflow: bool = True,
+) -> FinetuneSummary:
+    """Fine-tune ``task`` on ``train_rows``, select the best step on ``val_rows``.
+
+    ``backbone_checkpoint``: a pre-training (or task) checkpoint whose backbone initialises the
+    model; None builds the backbone from ``model_config`` with random weights (the
+    no-pretraining baseline). ``task_options``: TaskOptions fields plus ``head_hidden_dim``,
+    ``head_dropout``, ``answer_min_count``, ``retrieval_k``, ``eval_batch_size``. ``trainer``:
+    TrainerConfig fields (``output_dir`` is set here). Earlier checkpoints of ``output_dir``
+    are removed unless the trainer resumes. The best checkpoint lands in
+    ``<output_dir>/best/step-XXXXXXXX`` (one kept).
+    """
+    import torch
+
+    from robust_mmr_pipeline.engine import (
+        CheckpointContents,
+        CompositeLogger,
+        ImageCache,
+        MemoryLogger,
+        MLflowLogger,
+        TrainerConfig,
+        read_trainer_state,
+        save_checkpoint,
+        train,
+    )
+    from robust_mmr_pipeline.tasks import TaskCollator, TaskModel, select_best
+
+    if task not in TASK_NAMES:
+        raise ValueError(f"task must be one of {TASK_NAMES}, got {task!r}")
+    if "split" in val_rows.columns and set(val_rows["split"].astype(str)) - {"val"}:
+        raise ValueError("model selection reads validation rows only (val_rows hold other splits)")
+    if train_rows.empty or val_rows.empty:
+        raise ValueError(
+            f"task {task!r}: {len(train_rows)} train and {len(val_rows)} val rows; both are needed"
+        )
+    options, extras = split_task_options(task_options)
+    label_names = task_vocabulary(task, train_rows, int(extras["answer_min_count"]))
+    config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
+    root = Path(output_dir)
+    best_root = root / BEST_DIR
+    if not (config.resume or config.resume_from):
+        for folder in (root / "checkpoints", best_root):
+            if folder.exists():
+                shutil.rmtree(folder)
+    torch.manual_seed(config.seed)
+    build = {
+        "label_names": label_names,
+        "head_hidden_dim": extras["head_hidden_dim"],
+        "head_dropout": float(extras["head_dropout"]),
+        "options": options,
+    }
+    if backbone_checkpoint:
+        model, saved_tokenizer = TaskModel.from_pretrained(backbone_checkpoint, task, **build)
+        tokenizer = tokenizer if tokenizer is not None else saved_tokenizer
+    else:
+        model = TaskModel.from_scratch(model_config, task, **build)
+    if tokenizer is None:
+        raise ValueError("a tokenizer is needed (none given, none in the backbone checkpoint)")
+    cache = ImageCache(cache_dir)
+    dataset = _dataset(task, train_rows, cache, label_names)
+    max_length = int(model.backbone.config.text.max_length)
+    evaluator = TaskEvaluator(
+        task,
+        "",
+        cache,
+        tokenizer,
+        batch_size=int(extras["eval_batch_size"]),
+        n_boot=0,
+        retrieval_k=int(extras["retrieval_k"]),
+        model=model,
+    )
+    metric = SELECTION_METRIC[task]
+    best = {"value": -math.inf, "step": -1}
+    if (config.resume or config.resume_from) and best_root.exists():
+        # a resumed run competes with the best checkpoint of the run it continues
+        state = read_trainer_state(_best_checkpoint(best_root))
+        best.update(value=float(state["val"][metric]), step=int(state["step"]))
+
+    def eval_fn(net: Any, step: int, accelerator: Any) -> dict[str, float]:
+        evaluator.model = net
+        values, _items = evaluator.evaluate(val_rows, accelerator=accelerator)
+        value = float(values[metric])
+        if math.isfinite(value) and value > best["value"]:
+            best.update(value=value, step=step)
+            if accelerator.is_main_process:
+                save_checkpoint(
+                    best_root,
+                    step,
+                    net,
+                    CheckpointContents(trainer_state={"step": step, "val": dict(values)}),
+                    tokenizer=tokenizer,
+                    keep_last=1,
+                )
+        return {f"val/{k}": float(v) for k, v in values.items()}
+
+    memory = MemoryLogger()
+    mlflow_logger = (
+        _PrefixedLogger(MLflowLogger(log_checkpoints="none"), task) if log_to_mlflow else None
+    )
+    loggers = CompositeLogger(memory, mlflow_logger)
+    collate = TaskCollator(tokenizer, max_length)
+    result = train(
+        model, dataset, config, collate, tokenizer=tokenizer, logger=loggers, eval_fn=eval_fn
+    )
+    history = [dict(r) for r in result.eval_history]
+    selection = select_best(history, f"val/{metric}")
+    checkpoint = _best_checkpoint(best_root)
+    if selection.step is None or int(selection.step) != int(best["step"]):
+        raise RuntimeError(
+            f"best validation step {selection.step} disagrees with the saved best {best['step']}"
+        )
+    val_metrics = {
+        k.removeprefix("val/"): float(v) for k, v in selection.record.items() if k != "step"
+    }
+    return FinetuneSummary(
+        task=task,
+        checkpoint=str(checkpoint),
+        best_step=int(selection.step),
+        selection_metric=metric,
+        val_metrics=val_metrics,
+        history=history,
+        num_classes=len(label_names),
+        train_rows=len(train_rows),
+        val_rows=len(val_rows),
+        train_time_s=float(result.train_time_s),
+        from_scratch=not backbone_checkpoint,
+    )
+
+
+def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """The ModelConfig saved with a checkpoint (``model.json``), with ``overrides`` merged."""
+    import json
+
+    from robust_mmr_pipeline.engine import resolve_checkpoint
+    from robust_mmr_pipeline.model import ModelConfig
+    from robust_mmr_pipeline.model.config import deep_merge
+
+    path = resolve_checkpoint(checkpoint_dir)
+    meta = json.loads((path / "model.json").read_text(encoding="utf-8"))
+    config = meta["config"]
+    if "backbone" in config and "task" in config:  # a TaskModel checkpoint
+        config = config["backbone"]
+    return ModelConfig.from_dict(deep_merge(dict(config), dict(overrides or {})))

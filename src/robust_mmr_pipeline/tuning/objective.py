@@ -1,0 +1,318 @@
+"""The tuning objective: short pre-training + VQA fine-tuning, scored on a VALIDATION domain.
+
+Honest cross-domain validation: the protocol's (``in_domain``) TRAIN rows minus one training
+domain pre-train and fine-tune the model; that domain's train + val rows are the validation
+set. The held-out TEST domain (left out of ``in_domain`` by the domain split) and every test
+split row are never read, so the tuned weights can be reported on the test domain once.
+The tokenizer and the image cache come from the pretrain pipeline (the tokenizer is fitted on
+the pre-training texts, which include the validation domain's train texts, never test text).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from robust_mmr_pipeline.tuning.config import TuningParams
+from robust_mmr_pipeline.tuning.space import model_overrides, sample
+from robust_mmr_pipeline.tuning.study import trial_seed
+
+logger = logging.getLogger(__name__)
+
+# Fine-tuning defaults of a trial (under tuning.finetune_trainer overrides).
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "max_steps": 100,
+    "batch_size": 32,
+    "lr": 1.0e-3,
+    "weight_decay": 0.01,
+    "warmup_fraction": 0.1,
+    "schedule": "cosine",
+    "log_every": 10,
+}
+# Hardware settings of pretrain.trainer that the short runs inherit.
+INHERITED = ("mixed_precision", "cpu", "num_workers", "compile", "compile_backend")
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """Rows of one tuning split: pre-training pairs, fine-tuning and validation VQA rows."""
+
+    validation_domain: str
+    pretrain_pairs: pd.DataFrame
+    train_vqa: pd.DataFrame
+    val_vqa: pd.DataFrame
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "validation_domain": self.validation_domain,
+            "pretrain_pairs": len(self.pretrain_pairs),
+            "train_vqa": len(self.train_vqa),
+            "val_vqa": len(self.val_vqa),
+            "train_domains": sorted(self.train_vqa["domain"].unique().tolist()),
+        }
+
+
+def validation_split(
+    split_pairs: pd.DataFrame,
+    split_vqa: pd.DataFrame,
+    protocol: str,
+    validation_domain: str | None,
+    text_kinds: list[str],
+) -> ValidationSplit:
+    """Hold one TRAINING domain of ``protocol`` out as the validation domain.
+
+    ``validation_domain`` None picks the training domain with the most VQA rows (the largest,
+    least noisy validation set). Raises ValueError naming the choices when impossible.
+    """
+    vqa = split_vqa[(split_vqa["protocol"] == protocol) & (split_vqa["split"] != "test")]
+    pairs = split_pairs[
+        (split_pairs["protocol"] == protocol)
+        & (split_pairs["split"] == "train")
+        & (split_pairs["text_kind"].isin(text_kinds))
+    ]
+    if vqa.empty:
+        known = sorted(split_vqa["protocol"].unique())
+        raise ValueError(
+            f"tuning.protocol {protocol!r} has no VQA train/val rows (protocols: {known})"
+        )
+    counts = vqa["domain"].value_counts()
+    domains = sorted(counts.index)
+    if len(domains) < 2:
+        raise ValueError(
+            f"protocol {protocol!r} has one training domain {domains}: a validation domain "
+            "needs at least two (add sources / sites)."
+        )
+    if validation_domain is None:
+        validation_domain = str(sorted(domains, key=lambda d: (-counts[d], d))[0])
+    elif validation_domain not in domains:
+        raise ValueError(
+            f"tuning.validation_domain {validation_domain!r} is not a training domain of "
+            f"{protocol!r}; choose one of {domains}."
+        )
+    train_vqa = vqa[(vqa["split"] == "train") & (vqa["domain"] != validation_domain)]
+    val_vqa = vqa[vqa["domain"] == validation_domain]
+    train_pairs = pairs[pairs["domain"] != validation_domain]
+    if train_vqa.empty or train_pairs.empty:
+        raise ValueError(
+            f"holding out {validation_domain!r} leaves no training rows in {protocol!r}"
+        )
+    sort = ["qid"] if "qid" in vqa.columns else ["image_id", "question"]
+    return ValidationSplit(
+        validation_domain=validation_domain,
+        pretrain_pairs=train_pairs.sort_values("pair_id").reset_index(drop=True),
+        train_vqa=train_vqa.sort_values(sort).reset_index(drop=True),
+        val_vqa=val_vqa.sort_values(sort).reset_index(drop=True),
+    )
+
+
+@dataclass
+class ObjectiveInputs:
+    """Everything a trial needs besides the sampled values."""
+
+    split: ValidationSplit
+    cache_dir: str
+    tokenizer: Any
+    preset: str
+    size: str
+    base_model: Mapping[str, Any]
+    base_trainer: Mapping[str, Any]
+
+
+def _mlflow_run(enabled: bool, name: str) -> Any:
+    if not enabled:
+        return None
+    import mlflow
+
+    return mlflow.start_run(run_name=name, nested=mlflow.active_run() is not None)
+
+
+def _end_mlflow(run: Any, status: str, values: Mapping[str, float]) -> None:
+    if run is None:
+        return
+    import mlflow
+
+    finite = {k: v for k, v in values.items() if isinstance(v, float) and math.isfinite(v)}
+    if finite:
+        mlflow.log_metrics(finite)
+    mlflow.set_tag("optuna.state", status)
+    mlflow.end_run("FINISHED" if status in ("COMPLETE", "PRUNED") else "FAILED")
+
+
+def vqa_accuracy(
+    model: Any,
+    rows: pd.DataFrame,
+    cache: Any,
+    vocabulary: Mapping[str, int],
+    tokenizer: Any,
+    max_length: int,
+    batch_size: int,
+    accelerator: Any = None,
+    image_perturbation: Any = None,
+) -> float:
+    """Overall VQA accuracy of ``model`` on ``rows`` (optionally with an image corruption)."""
+    from torch.utils.data import DataLoader
+
+    from robust_mmr_pipeline.tasks import TaskCollator, VQADataset, evaluate_vqa
+
+    dataset = VQADataset(rows, cache, vocabulary)
+    collate = TaskCollator(tokenizer, max_length, image_perturbation=image_perturbation)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    return float(evaluate_vqa(model, loader, n_boot=0, accelerator=accelerator)["overall"])
+
+
+def make_objective(
+    inputs: ObjectiveInputs, params: TuningParams
+) -> Callable[[optuna.Trial], float | list[float]]:
+    """The Optuna objective of one study (see the module docstring)."""
+    from robust_mmr_pipeline.engine import ImageCache, TrainerConfig, train
+    from robust_mmr_pipeline.model.config import deep_merge
+    from robust_mmr_pipeline.recipes.pretrain import build_model_config, run_pretraining
+    from robust_mmr_pipeline.tasks import (
+        ImagePerturbation,
+        TaskCollator,
+        TaskModel,
+        VQADataset,
+        answer_vocabulary,
+    )
+
+    split = inputs.split
+    vocabulary = answer_vocabulary(split.train_vqa)
+    labels = sorted(vocabulary, key=vocabulary.__getitem__)
+    cache = ImageCache(inputs.cache_dir)
+    hardware = {k: inputs.base_trainer[k] for k in INHERITED if k in inputs.base_trainer}
+    single = len(params.directions) == 1
+    work_root = Path(params.work_dir) / params.study_name
+
+    def objective(trial: optuna.Trial) -> float | list[float]:
+        seed = trial_seed(params.seed, trial.number)
+        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("validation_domain", split.validation_domain)
+        values = sample(trial, params.search_space)
+        overrides = model_overrides(values)
+        trial.set_user_attr("model_overrides", overrides)
+        trial_dir = work_root / f"trial-{trial.number:05d}"
+        run = _mlflow_run(params.log_to_mlflow, f"tuning-trial-{trial.number}")
+        results: dict[str, float] = {}
+        status = "FAIL"
+        try:
+            if run is not None:
+                import mlflow
+
+                mlflow.log_params({"trial_number": trial.number, "seed": seed, **values})
+                mlflow.set_tag("optuna.study", params.study_name)
+            config = build_model_config(
+                inputs.preset,
+                inputs.size,
+                deep_merge(dict(inputs.base_model), overrides),
+                inputs.tokenizer,
+            )
+            pretrain_trainer = {
+                **dict(inputs.base_trainer),
+                **params.pretrain_trainer,
+                "seed": seed,
+                "progress_bar": False,
+                "resume": False,
+                "resume_from": None,
+                "checkpoint_every": 0,
+                "keep_last": 1,
+            }
+            summary, _ = run_pretraining(
+                split.pretrain_pairs,
+                inputs.cache_dir,
+                inputs.tokenizer,
+                config,
+                pretrain_trainer,
+                str(trial_dir / "pretrain"),
+                log_to_mlflow=False,
+            )
+            model, _ = TaskModel.from_pretrained(
+                summary.checkpoint, params.task, len(labels), label_names=labels
+            )
+            finetune_dir = trial_dir / "finetune"
+            if finetune_dir.exists():
+                shutil.rmtree(finetune_dir)
+            trainer = TrainerConfig.from_dict(
+                {
+                    **FINETUNE_DEFAULTS,
+                    **hardware,
+                    **params.finetune_trainer,
+                    "seed": seed,
+                    "eval_every": params.eval_every,
+                    "checkpoint_every": 0,
+                    "keep_last": 1,
+                    "progress_bar": False,
+                    "output_dir": str(finetune_dir),
+                }
+            )
+            max_length = config.text.max_length
+
+            def eval_fn(model: Any, step: int, accelerator: Any) -> dict[str, float]:
+                accuracy = vqa_accuracy(
+                    model,
+                    split.val_vqa,
+                    cache,
+                    vocabulary,
+                    inputs.tokenizer,
+                    max_length,
+                    params.eval_batch_size,
+                    accelerator,
+                )
+                if run is not None:
+                    import mlflow
+
+                    mlflow.log_metric("val_accuracy", accuracy, step=step)
+                if single:
+                    trial.report(accuracy, step)
+                    if trial.should_prune():
+                        results["val_accuracy"] = accuracy
+                        raise optuna.TrialPruned(f"pruned at fine-tuning step {step}")
+                return {"val_accuracy": accuracy}
+
+            dataset = VQADataset(split.train_vqa, cache, vocabulary)
+            collate = TaskCollator(inputs.tokenizer, max_length)
+            result = train(
+                model, dataset, trainer, collate, tokenizer=inputs.tokenizer, eval_fn=eval_fn
+            )
+            results["val_accuracy"] = float(result.eval_history[-1]["val_accuracy"])
+            objectives = [results["val_accuracy"]]
+            if params.perturbed.enabled:
+                perturbation = ImagePerturbation(
+                    params.perturbed.image, params.perturbed.severity, seed=params.seed
+                )
+                name = params.objective_names[1]
+                results[name] = vqa_accuracy(
+                    model,
+                    split.val_vqa,
+                    cache,
+                    vocabulary,
+                    inputs.tokenizer,
+                    max_length,
+                    params.eval_batch_size,
+                    image_perturbation=perturbation,
+                )
+                objectives.append(results[name])
+            for key, value in results.items():
+                trial.set_user_attr(key, value)
+            status = "COMPLETE"
+            return objectives[0] if single else objectives
+        except optuna.TrialPruned:
+            status = "PRUNED"
+            raise
+        except Exception as exc:
+            trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:1000])
+            logger.warning("Tuning trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            raise
+        finally:
+            _end_mlflow(run, status, results)
+            if not params.keep_trial_checkpoints and trial_dir.exists():
+                shutil.rmtree(trial_dir, ignore_errors=True)
+
+    return objective

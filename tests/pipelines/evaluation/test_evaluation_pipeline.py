@@ -1,0 +1,92 @@
+"""Real Kedro runs: finetune then evaluation on the tiny test env (SynthRad, nothing mocked)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+TASKS = {"vqa", "classification", "retrieval"}
+FRACTIONS = ("overall", "closed", "open", "accuracy", "macro_f1")
+
+
+def _is_fraction(metric: str) -> bool:
+    return metric in FRACTIONS or "r@" in metric
+
+
+@pytest.mark.slow
+def test_finetune_then_evaluation_writes_report_metrics_and_plots(
+    chain_project: Path, run_kedro
+) -> None:
+    run_kedro("finetune")
+    manifest = json.loads((chain_project / "data/06_models/finetune_manifest.json").read_text())
+    assert set(manifest["tasks"]) == TASKS and manifest["from_scratch"] is False
+    for task, entry in manifest["tasks"].items():
+        checkpoint = chain_project / entry["checkpoint"]
+        assert (checkpoint / "model.safetensors").is_file(), task
+        assert checkpoint.parent == chain_project / f"data/06_models/finetune/{task}/best"
+        # selection on validation: the chosen step is the first argmax of the val history
+        key = f"val/{entry['selection_metric']}"
+        values = [record[key] for record in entry["history"]]
+        assert entry["best_step"] == entry["history"][values.index(max(values))]["step"]
+        assert not any("test" in name for record in entry["history"] for name in record)
+    assert json.loads((chain_project / "data/07_model_output/finetune_metrics.json").read_text())
+
+    run_kedro("evaluation")
+    reporting = chain_project / "data/08_reporting"
+    results = pd.read_parquet(chain_project / "data/07_model_output/evaluation_results.parquet")
+    assert set(results["task"]) == TASKS
+    for task in TASKS:
+        conditions = set(results[results["task"] == task]["condition"])
+        assert {"in_domain", "cross_domain", "perturbed"} <= conditions, task
+    with_ci = results[results["ci_low"].notna()]
+    assert (with_ci["ci_low"] <= with_ci["value"] + 1e-9).all()
+    assert (with_ci["value"] <= with_ci["ci_high"] + 1e-9).all()
+    fractions = results[results["metric"].map(_is_fraction)]
+    assert not fractions.empty and fractions["value"].between(0, 1).all()
+    perturbed = results[results["condition"] == "perturbed"]
+    assert {"drop_overall", "drop_accuracy", "t2i_mean_rank_degradation"} <= set(
+        perturbed["metric"]
+    )
+    assert set(perturbed["severity"]) == {1, 5}
+    assert set(perturbed["perturbation"]) == {"gaussian_noise", "typos"}
+
+    severity = pd.read_csv(reporting / "evaluation_severity.csv")
+    assert {"task", "perturbation", "severity", "accuracy", "ci_low", "ci_high"} <= set(
+        severity.columns
+    )
+    assert severity["accuracy"].between(0, 1).all()
+    assert (severity["ci_low"] <= severity["accuracy"] + 1e-9).all()
+    summary = json.loads((reporting / "evaluation_metrics.json").read_text())
+    for task in TASKS:
+        metric = summary[task]["main_metric"]
+        for condition in ("in_domain", "cross_domain"):
+            point = summary[task][condition][metric]
+            assert 0 <= point <= 1
+            low, high = (summary[task][condition][f"{metric}_ci_{s}"] for s in ("low", "high"))
+            assert low <= point <= high
+    html = (reporting / "robustness_report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert "cross-domain test (held-out domain)" in html
+    markdown = (reporting / "robustness_report.md").read_text()
+    assert "robustness_severity.png" in markdown and "| vqa |" in markdown
+    for name in ("robustness_severity", "robustness_domains", "robustness_retrieval_ranks"):
+        assert (reporting / f"{name}.png").stat().st_size > 1000
+
+    # The store the run logged to (MLflow caches stores by URI, and the URI is relative).
+    client = mlflow.MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    logged = [r for r in runs if "evaluation/vqa/in_domain/overall" in r.data.metrics]
+    assert logged, "the evaluation metrics were not logged to MLflow"
+    artifacts = {a.path for a in client.list_artifacts(logged[0].info.run_id, "evaluation")}
+    assert "evaluation/robustness_report.html" in artifacts
+
+
+def test_bad_evaluation_parameters_fail_before_running(kedro_project: Path, run_kedro) -> None:
+    from robust_mmr_pipeline.params import ParameterError
+
+    with pytest.raises(ParameterError, match="severities"):
+        run_kedro("evaluation", params={"evaluation": {"severities": [7]}})
