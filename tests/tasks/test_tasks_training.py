@@ -25,7 +25,7 @@ from robust_mmr_pipeline.engine import (
     save_checkpoint,
     train,
 )
-from robust_mmr_pipeline.engine.registry import register_model_class, registered_name
+from robust_mmr_pipeline.engine.registry import registered_name
 from robust_mmr_pipeline.model import MMRModel
 from robust_mmr_pipeline.tasks import (
     RetrievalPairDataset,
@@ -92,9 +92,7 @@ def test_vqa_task_model_trains_checkpoints_and_reloads(tmp_path: Path) -> None:
 
 
 def test_from_pretrained_mmr_checkpoint_and_retrieval_steps(tmp_path: Path) -> None:
-    if registered_name(MMRModel) is None:
-        # The model package is expected to register MMRModel; until it does, allow it here.
-        register_model_class(MMRModel)
+    assert registered_name(MMRModel) is not None  # the model package registers it
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
     pretrained = MMRModel(tiny_config(vocab_size=len(tokenizer)))
