@@ -89,11 +89,12 @@ def run_kedro(kedro_project: Path) -> Callable[..., dict[str, Any]]:
         pipeline_name: str | None = None,
         env: str = "test",
         params: dict[str, Any] | None = None,
+        **run_options: Any,
     ) -> dict[str, Any]:
         with KedroSession.create(
             project_path=kedro_project, env=env, runtime_params=params or {}
         ) as session:
-            return session.run(pipeline_name=pipeline_name)
+            return session.run(pipeline_name=pipeline_name, **run_options)
 
     return _run
 

@@ -98,7 +98,7 @@ def _tree_hashes(root: Path, paths: list[str]) -> dict[str, str]:
 def test_one_stage_per_chain_pipeline_in_order() -> None:
     assert list(STAGES) == list(DEFAULT_CHAIN)
     for name, stage in STAGES.items():
-        assert stage["cmd"] == f"kedro run --pipeline {name}"
+        assert stage["cmd"] == f"kedro run --pipelines {name}"
         assert f"src/robust_mmr_pipeline/pipelines/{name}" in stage["deps"]
         assert stage["params"] == [{f"conf/base/parameters_{name}.yml": [name]}]
 

@@ -29,6 +29,7 @@ PARAM_SCHEMAS: dict[str, str] = {
     "finetune": "robust_mmr_pipeline.pipelines.finetune.params:FinetuneParams",
     "evaluation": "robust_mmr_pipeline.pipelines.evaluation.params:EvaluationParams",
     "tuning": "robust_mmr_pipeline.tuning.config:TuningParams",
+    "ablation": "robust_mmr_pipeline.pipelines.ablation.params:AblationParams",
 }
 
 
@@ -110,4 +111,8 @@ def validate_sections(params: Mapping[str, Any], sections: list[str]) -> None:
     """Validate every named section that has a registered typed config."""
     for section in sections:
         if section in PARAM_SCHEMAS:
-            parse(schema_for(section), params.get(section), section)
+            parsed = parse(schema_for(section), params.get(section), section)
+            # Sections built from others (the ablation's runs) check the composition too.
+            validate_with = getattr(parsed, "validate_with", None)
+            if validate_with is not None:
+                validate_with(params)

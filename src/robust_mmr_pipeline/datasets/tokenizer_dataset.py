@@ -29,7 +29,7 @@ class TokenizerDataset(AbstractDataset[Any, Any]):
         if not (folder / "tokenizer.json").is_file():
             raise DatasetError(
                 f"No tokenizer at {folder}: run the pretrain pipeline's fit_tokenizer node "
-                "(kedro run --pipeline pretrain) first."
+                "(kedro run --pipelines pretrain) first."
             )
         return load_tokenizer(folder)
 

@@ -500,3 +500,24 @@ def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = N
     if "backbone" in config and "task" in config:  # a TaskModel checkpoint
         config = config["backbone"]
     return ModelConfig.from_dict(deep_merge(dict(config), dict(overrides or {})))
+
+
+def manifest_backbone_config(
+    manifest: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> Any:
+    """The architecture a backbone manifest describes, with ``overrides`` merged.
+
+    A pre-training manifest points at its checkpoint (``checkpoint``); a from-scratch manifest
+    (:func:`robust_mmr_pipeline.recipes.pretrain.scratch_manifest`) carries ``model_config``.
+    """
+    from robust_mmr_pipeline.model import ModelConfig
+    from robust_mmr_pipeline.model.config import deep_merge
+
+    if manifest.get("checkpoint"):
+        return backbone_config(manifest["checkpoint"], overrides)
+    if "model_config" not in manifest:
+        raise ValueError(
+            "the backbone manifest has neither a checkpoint nor a model_config; pass the "
+            "pretrain pipeline's pretrain_checkpoint.json"
+        )
+    return ModelConfig.from_dict(deep_merge(dict(manifest["model_config"]), dict(overrides or {})))

@@ -113,6 +113,11 @@ def build_model_config(
     return apply_preset(preset, merged, size=size)
 
 
+def scratch_manifest(model_config: Any) -> dict[str, Any]:
+    """A backbone manifest without weights: the no-pretraining baseline's architecture."""
+    return {"checkpoint": None, "preset": None, "step": 0, "model_config": model_config.to_dict()}
+
+
 def _first_last(losses: list[dict[str, float]], window: int = 10) -> tuple[dict, dict]:
     if not losses:
         return {}, {}
@@ -140,6 +145,8 @@ def run_pretraining(
     initialise the model before training. ``fresh_start`` removes earlier checkpoints of
     ``output_dir`` unless the trainer config asks to resume.
     """
+    import torch
+
     from robust_mmr_pipeline.engine import (
         CompositeLogger,
         ImageCache,
@@ -161,6 +168,7 @@ def run_pretraining(
         logger.info("Removing earlier checkpoints in %s (fresh pre-training run).", checkpoints)
         shutil.rmtree(checkpoints)
 
+    torch.manual_seed(config.seed)  # the initial weights depend on the seed, like the data order
     model = MMRModel(model_config)
     if init_checkpoint:
         load_model_weights(model, init_checkpoint, strict=False)

@@ -164,6 +164,51 @@ def metrics_summary(
     return out
 
 
+def mce_against(severity: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per task: mCE (and relative mCE) of a :func:`severity_table` against a baseline's, over
+    the corruptions and severities both hold (error = 1 - main metric)."""
+    from robust_mmr_pipeline.tasks.metrics import mean_corruption_error
+
+    out: dict[str, dict[str, Any]] = {}
+    for task, part in severity.groupby("task"):
+        base = baseline[baseline["task"] == task]
+        if base.empty:
+            continue
+        model_err: dict[str, list[float]] = {}
+        base_err: dict[str, list[float]] = {}
+        clean_model = clean_base = None
+        for name, group in part[part["severity"] > 0].groupby("perturbation"):
+            ref = base[(base["perturbation"] == name) & (base["severity"] > 0)]
+            common = sorted(set(group["severity"]) & set(ref["severity"]))
+            if not common:
+                continue
+            model_err[name] = [
+                1 - float(group[group["severity"] == s]["accuracy"].iloc[0]) for s in common
+            ]
+            base_err[name] = [
+                1 - float(ref[ref["severity"] == s]["accuracy"].iloc[0]) for s in common
+            ]
+        clean = part[part["severity"] == 0]["accuracy"]
+        clean_ref = base[base["severity"] == 0]["accuracy"]
+        if len(clean) and len(clean_ref):
+            clean_model, clean_base = 1 - float(clean.iloc[0]), 1 - float(clean_ref.iloc[0])
+        if not model_err:
+            continue
+        result = mean_corruption_error(model_err, base_err)
+        entry: dict[str, Any] = {"mce": result["mce"], "corruptions": len(model_err)}
+        if clean_model is not None:
+            relative = mean_corruption_error(
+                model_err,
+                base_err,
+                model_clean_error=clean_model,
+                baseline_clean_error=clean_base,
+            )
+            entry["relative_mce"] = relative["mce"]
+        entry.update({f"ce_{k}": v for k, v in result["per_corruption"].items()})
+        out[str(task)] = entry
+    return out
+
+
 # --------------------------------------------------------------------------- figures
 
 
@@ -394,7 +439,7 @@ def _mce_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def _markdown_table(header: list[str], body: list[list[str]]) -> str:
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
     if not body:
         return "_none_\n"
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -402,7 +447,7 @@ def _markdown_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html_table(header: list[str], body: list[list[str]]) -> str:
+def html_table(header: list[str], body: list[list[str]]) -> str:
     if not body:
         return "<p><em>none</em></p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -453,7 +498,7 @@ def render_markdown(
     lines += [f"- **{key}**: {value}" for key, value in context.items()]
     lines.append("")
     for title, note, table in _sections(results, summary):
-        lines += [f"## {title}", "", note, "", _markdown_table(*table)]
+        lines += [f"## {title}", "", note, "", markdown_table(*table)]
     lines += ["## Figures", ""]
     lines += [f"![{caption}]({path})" for caption, path in figures.items()]
     return "\n".join(lines) + "\n"
@@ -479,7 +524,7 @@ def render_html(
     parts.append("</ul>")
     for title, note, table in _sections(results, summary):
         parts += [f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(note)}</p>"]
-        parts.append(_html_table(*table))
+        parts.append(html_table(*table))
     parts.append("<h2>Figures</h2>")
     for caption, (path, encoded) in figures.items():
         parts.append(

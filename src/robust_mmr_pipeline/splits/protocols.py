@@ -91,14 +91,14 @@ def check_validation_summary(summary: Mapping[str, Any] | None) -> None:
         raise SplitError(
             "domain_split needs the validation report (catalog entry `validation_summary`, "
             "data/08_reporting/validation_summary.json) with a top-level 'success' field; got "
-            f"{type(summary).__name__} without it. Run `kedro run --pipeline validation` first."
+            f"{type(summary).__name__} without it. Run `kedro run --pipelines validation` first."
         )
     if summary["success"] is not True:
         raise SplitError(
             "domain_split refuses to split: the validation report "
             "(data/08_reporting/validation_summary.json) says success = "
             f"{summary['success']!r}. Fix the data problems it lists (or set "
-            "ingestion.on_bad_record: drop), re-run `kedro run --pipeline validation`, then "
+            "ingestion.on_bad_record: drop), re-run `kedro run --pipelines validation`, then "
             "run domain_split again."
         )
 

@@ -116,7 +116,7 @@ class PerturbedObjective:
 class TuningParams:
     """One worker's share of a (possibly shared) Optuna study over the robustness weights.
 
-    * ``storage`` / ``study_name``: where the study lives; every ``kedro run --pipeline tuning``
+    * ``storage`` / ``study_name``: where the study lives; every ``kedro run --pipelines tuning``
       pointing at the same pair joins the same study (``load_if_exists``).
     * ``n_trials``: trials THIS process runs at most; ``max_total_trials``: the budget of the
       whole study (finished + running trials of every worker), ``null`` for none.

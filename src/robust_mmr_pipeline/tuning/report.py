@@ -132,7 +132,7 @@ def study_figures(
         if complete < needed:
             notes[name] = (
                 f"{title}: needs at least {needed} completed trial(s), the study has {complete}; "
-                "run more trials (kedro run --pipeline tuning) and the plot appears."
+                "run more trials (kedro run --pipelines tuning) and the plot appears."
             )
             figures[name] = _note_figure(title, notes[name])
             continue

@@ -53,7 +53,7 @@ def summarise(study: Any, params: TuningParams, worker: Mapping[str, Any]) -> di
     header = (
         f"Tuned by Optuna study {params.study_name!r} ({params.storage}), trial "
         f"{best.number}: {dict(zip(params.objective_names, best.values, strict=True))}.\n"
-        "Apply: kedro run --pipeline pretrain --env tuned (merged over conf/base)."
+        "Apply: kedro run --pipelines pretrain --env tuned (merged over conf/base)."
     )
     path = write_overlay(overlay, params.overlay_path, header)
     summary["best"] = {
@@ -72,7 +72,7 @@ def summarise(study: Any, params: TuningParams, worker: Mapping[str, Any]) -> di
         if lists
         else ""
     )
-    summary["command"] = f'kedro run --pipeline pretrain --params "{scalars}"'
+    summary["command"] = f'kedro run --pipelines pretrain --params "{scalars}"'
     summary["command_note"] = f"Or apply everything: --env {path.parent.name}.{list_note}"
     return summary
 

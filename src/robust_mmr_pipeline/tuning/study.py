@@ -2,7 +2,7 @@
 
 Why not kedro-datasets' ``optuna.StudyDataset``: it loads a study that must already exist and
 saves by deleting the stored study and copying the in-memory one over it (a snapshot). Several
-``kedro run --pipeline tuning`` workers append trials to ONE live study concurrently, so each
+``kedro run --pipelines tuning`` workers append trials to ONE live study concurrently, so each
 save would wipe the others' trials; it also supports RDB URLs only (no journal file, no
 heartbeat). The study is therefore created or joined here with
 ``optuna.create_study(load_if_exists=True)`` and the storage is the single source of truth.

@@ -255,8 +255,6 @@ def evaluate_models(
 def _mce(severity: pd.DataFrame, baseline_path: str | None) -> dict[str, dict[str, Any]]:
     """mCE of every task against a baseline's evaluation_severity.csv (same corruptions and
     severities; error = 1 - main metric)."""
-    from robust_mmr_pipeline.tasks.metrics import mean_corruption_error
-
     if not baseline_path:
         return {}
     path = Path(baseline_path)
@@ -265,45 +263,7 @@ def _mce(severity: pd.DataFrame, baseline_path: str | None) -> dict[str, dict[st
             f"evaluation.baseline_metrics {path} does not exist: point it at a baseline run's "
             "data/08_reporting/evaluation_severity.csv (or set it to null)."
         )
-    baseline = pd.read_csv(path)
-    out: dict[str, dict[str, Any]] = {}
-    for task, part in severity.groupby("task"):
-        base = baseline[baseline["task"] == task]
-        if base.empty:
-            continue
-        model_err: dict[str, list[float]] = {}
-        base_err: dict[str, list[float]] = {}
-        clean_model = clean_base = None
-        for name, group in part[part["severity"] > 0].groupby("perturbation"):
-            ref = base[(base["perturbation"] == name) & (base["severity"] > 0)]
-            common = sorted(set(group["severity"]) & set(ref["severity"]))
-            if not common:
-                continue
-            model_err[name] = [
-                1 - float(group[group["severity"] == s]["accuracy"].iloc[0]) for s in common
-            ]
-            base_err[name] = [
-                1 - float(ref[ref["severity"] == s]["accuracy"].iloc[0]) for s in common
-            ]
-        clean = part[part["severity"] == 0]["accuracy"]
-        clean_ref = base[base["severity"] == 0]["accuracy"]
-        if len(clean) and len(clean_ref):
-            clean_model, clean_base = 1 - float(clean.iloc[0]), 1 - float(clean_ref.iloc[0])
-        if not model_err:
-            continue
-        result = mean_corruption_error(model_err, base_err)
-        entry: dict[str, Any] = {"mce": result["mce"], "corruptions": len(model_err)}
-        if clean_model is not None:
-            relative = mean_corruption_error(
-                model_err,
-                base_err,
-                model_clean_error=clean_model,
-                baseline_clean_error=clean_base,
-            )
-            entry["relative_mce"] = relative["mce"]
-        entry.update({f"ce_{k}": v for k, v in result["per_corruption"].items()})
-        out[str(task)] = entry
-    return out
+    return reporting.mce_against(severity, pd.read_csv(path))
 
 
 def _flat_numbers(data: Any, prefix: str = "") -> dict[str, float]:

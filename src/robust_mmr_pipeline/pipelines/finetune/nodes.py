@@ -40,8 +40,13 @@ def finetune_tasks(
     """
     params = parse(FinetuneParams, parameters, "finetune")
     tables = _task_tables(params, split_vqa, split_classification, split_pairs)
+    if not params.from_scratch and not pretrain_checkpoint.get("checkpoint"):
+        raise ValueError(
+            "finetune.from_scratch is false but the backbone manifest names no checkpoint "
+            "(a no-pretraining manifest): set finetune.from_scratch: true or run pretrain first."
+        )
     backbone = None if params.from_scratch else pretrain_checkpoint["checkpoint"]
-    model_config = recipe.backbone_config(pretrain_checkpoint["checkpoint"], params.model)
+    model_config = recipe.manifest_backbone_config(pretrain_checkpoint, params.model)
     manifest: dict[str, Any] = {
         "protocol": params.protocol,
         "from_scratch": params.from_scratch,

@@ -63,3 +63,11 @@ def pretrain_model(
     )
     figure = recipe.loss_figure(losses, f"pre-training losses ({params.preset})")
     return summary.as_dict(), pd.DataFrame(losses), figure
+
+
+def scratch_backbone(tokenizer: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The backbone manifest of the no-pretraining baseline: the preset's architecture (sized
+    to the tokenizer), no weights; the finetune node builds it with random weights."""
+    params = parse(PretrainParams, parameters, "pretrain")
+    config = recipe.build_model_config(params.preset, params.size, params.model, tokenizer)
+    return recipe.scratch_manifest(config)

@@ -1,6 +1,6 @@
 """Tuning: Optuna study over λ_dc, λ_mr and the perturbation settings (not in the default chain).
 
-Several ``kedro run --pipeline tuning`` processes pointed at the same ``tuning.storage`` share
+Several ``kedro run --pipelines tuning`` processes pointed at the same ``tuning.storage`` share
 one study.
 """
 

@@ -1,0 +1,98 @@
+"""Typed parameters of the ablation pipeline (``params:ablation``) and the per-run composition."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from robust_mmr_pipeline.pipelines.ablation.grid import NO_PRETRAINING
+
+
+def merged(base: Mapping[str, Any] | None, update: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``update`` deep-merged over ``base`` (plain dicts; lists are replaced, not appended)."""
+    from omegaconf import OmegaConf
+
+    merged_conf = OmegaConf.merge(OmegaConf.create(dict(base or {})), dict(update or {}))
+    return OmegaConf.to_container(merged_conf, resolve=True)  # type: ignore[return-value]
+
+
+@dataclass
+class AblationParams:
+    """How every ablation run differs from the main pipelines' parameters.
+
+    ``pretrain`` / ``finetune`` / ``evaluation`` are deep-merged over ``params:pretrain`` /
+    ``params:finetune`` / ``params:evaluation`` for every run (e.g. shorter training); then each
+    run sets its preset (``no_pretraining`` fine-tunes ``scratch_preset``'s architecture from
+    random weights), its seed (pre-training and fine-tuning ``trainer.seed``: data order,
+    initial weights, masking) and its own output folder under ``output_dir``. ``reference``
+    is the mCE baseline and the gap's subtrahend, ``focus`` the gap's minuend.
+    """
+
+    reference: str = "mmr"
+    focus: str = "robust_mmr"
+    scratch_preset: str = "mmr"
+    output_dir: str = "data/06_models/ablation"
+    pretrain: dict[str, Any] = field(default_factory=dict)
+    finetune: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("preset", "output_dir", "register_model"):
+            if name in self.pretrain:
+                raise ValueError(f"ablation.pretrain.{name} is set per run; remove it")
+        for name in ("from_scratch", "output_dir"):
+            if name in self.finetune:
+                raise ValueError(f"ablation.finetune.{name} is set per run; remove it")
+        if "baseline_metrics" in self.evaluation:
+            raise ValueError(
+                "ablation.evaluation.baseline_metrics: the ablation's mCE baseline is "
+                "ablation.reference (the same seed's run); remove it"
+            )
+
+    def run_dir(self, setting: str, seed: int) -> str:
+        return f"{self.output_dir}/{setting}/seed_{seed}"
+
+    def run_parameters(
+        self, setting: str, seed: int, base: Mapping[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        """The ``pretrain`` / ``finetune`` / ``evaluation`` sections of one run, from the
+        project's parameters ``base`` (plain dicts, as ``params:<section>`` would be)."""
+        root = self.run_dir(setting, seed)
+        preset = self.scratch_preset if setting == NO_PRETRAINING else setting
+        pretrain = merged(base.get("pretrain"), self.pretrain)
+        pretrain.update(preset=preset, output_dir=f"{root}/pretrain", register_model=False)
+        pretrain["trainer"] = {**pretrain.get("trainer", {}), "seed": int(seed)}
+        finetune = merged(base.get("finetune"), self.finetune)
+        finetune.update(from_scratch=setting == NO_PRETRAINING, output_dir=f"{root}/finetune")
+        finetune["trainer"] = {**finetune.get("trainer", {}), "seed": int(seed)}
+        evaluation = merged(base.get("evaluation"), self.evaluation)
+        evaluation["baseline_metrics"] = None
+        return {"pretrain": pretrain, "finetune": finetune, "evaluation": evaluation}
+
+    def validate_with(self, parameters: Mapping[str, Any]) -> None:
+        """Check the grid and every run's composed sections before the run starts."""
+        from robust_mmr_pipeline.params import ParameterError, parse, schema_for
+        from robust_mmr_pipeline.pipelines.ablation.grid import ablation_seeds, ablation_settings
+
+        settings = ablation_settings()
+        for name in ("reference", "focus"):
+            value = getattr(self, name)
+            if value not in settings:
+                raise ValueError(
+                    f"ablation.{name} is {value!r}, which is not in the ablation grid "
+                    f"{list(settings)} (see pipelines/ablation/grid.py)"
+                )
+        for setting in settings:
+            for seed in ablation_seeds():
+                sections = self.run_parameters(setting, seed, parameters)
+                for section, values in sections.items():
+                    try:
+                        parse(schema_for(section), values, section)
+                    except ValueError as exc:
+                        raise ParameterError(
+                            f"ablation run {setting}/seed_{seed}: its {section} section "
+                            f"(params:{section} with ablation.{section} merged over it) is "
+                            f"invalid; fix conf/*/parameters_{section}.yml or "
+                            f"conf/*/parameters_ablation.yml:\n{exc}"
+                        ) from exc
