@@ -21,7 +21,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export KEDRO_LOGGING_CONFIG := $(CURDIR)/conf/logging.yml
 
-.PHONY: install run test lint format bench viz mlflow-ui optuna-dashboard clean
+.PHONY: install run ablation test lint format bench viz notebooks mlflow-ui optuna-dashboard clean
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ $(STAMP): pyproject.toml Makefile
 
 run: $(STAMP)
 	$(BIN)/kedro run --env $(KEDRO_ENV)
+
+# The 15-run ablation table (about an hour on 2 CPU cores); re-running resumes where it stopped.
+ablation: $(STAMP)
+	$(BIN)/kedro run --pipelines ablation --only-missing-outputs --env $(KEDRO_ENV)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -54,6 +58,11 @@ bench: $(STAMP)
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run --autoreload
+
+# JupyterLab is an optional extra (the tests execute the notebooks with nbclient alone).
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt -e ".[dev,notebooks]"
+	$(BIN)/kedro jupyter lab --no-browser
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000

@@ -105,3 +105,36 @@ def requires_shared(*parts: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         not path.exists(), reason=f"real data not present at {path} (set ROBUST_MMR_SHARED_DATA)"
     )
+
+
+@pytest.fixture
+def execute_notebook(kedro_project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
+    """Execute ``notebooks/<name>`` inside the project copy on the test env; return the
+    executed notebook after checking that no cell raised."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    def _execute(name: str) -> Any:
+        shutil.copytree(REPO_ROOT / "notebooks", kedro_project / "notebooks", dirs_exist_ok=True)
+        monkeypatch.setenv("KEDRO_ENV", "test")
+        monkeypatch.setenv("MPLBACKEND", "Agg")
+        path = kedro_project / "notebooks" / name
+        notebook = nbformat.read(path, as_version=4)
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            env={**os.environ},
+        ).execute()
+        errors = [
+            output
+            for cell in notebook.cells
+            if cell.cell_type == "code"
+            for output in cell.outputs
+            if output.get("output_type") == "error"
+        ]
+        assert not errors, errors
+        return notebook
+
+    return _execute
