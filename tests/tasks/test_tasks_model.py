@@ -19,7 +19,7 @@ from robust_mmr_pipeline.tasks import (
     TaskModel,
     TaskOptions,
 )
-from robust_mmr_pipeline.tasks import streams as S
+from robust_mmr_pipeline.tasks.retrieval import itm_log_odds
 
 
 def _batch(config, b: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -158,19 +158,19 @@ def test_task_config_round_trip_and_validation() -> None:
 
 
 @pytest.mark.parametrize("preset", ["mmr", "mpma"])
-def test_split_encoding_equals_the_public_model_api(preset: str) -> None:
+def test_split_encoding_equals_the_joint_encoding(preset: str) -> None:
     torch.manual_seed(1)
     config = tiny_config(preset)  # mpma: MA-CMF memory and GLA projections
     backbone = MMRModel(config).eval()
     batch = _batch(config, b=3)
     px, ids, attn = batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
     with torch.no_grad():
-        v0, image_emb = S.encode_images(backbone, px)
-        t0, text_emb = S.encode_texts(backbone, ids, attn)
-        fused = S.fuse_streams(backbone, v0, t0, attn)
+        v0, image_emb = backbone.embed_images(px)
+        t0, text_emb = backbone.embed_texts(ids, attn)
+        fused = backbone.fuse(v0, t0, attn)
         reference = backbone.encode(px, ids, attn).fused
         ref_image, ref_text = backbone.contrastive_embeddings(px, ids, attn)
-        score = torch.sigmoid(S.itm_log_odds(S.itm_logits(backbone, fused)))
+        score = torch.sigmoid(itm_log_odds(backbone.itm_logits(fused)))
         ref_score = backbone.itm_score(px, ids, attn)
     torch.testing.assert_close(fused, reference)
     torch.testing.assert_close(image_emb, ref_image)

@@ -125,11 +125,18 @@ class CoAttentionFusion(nn.Module):
 
     def embed(self, image: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
         """Encoder outputs -> fusion inputs ``v_0 [B, 1+K, d]``, ``t_0 [B, L, d]``."""
+        return self.embed_image(image), self.embed_text(text)
+
+    def embed_image(self, image: Tensor) -> Tensor:
+        """Vision encoder output ``[B, 1+K, D_v]`` -> ``v_0 [B, 1+K, d]`` (per stream: the two
+        halves of :meth:`embed` are independent, so retrieval embeds each item once)."""
         v = self.image_proj(image) + self.type_embed.weight[IMAGE_TYPE]
+        return self.memory(v) if self.memory is not None else v
+
+    def embed_text(self, text: Tensor) -> Tensor:
+        """Text encoder output ``[B, L, D_t]`` -> ``t_0 [B, L, d]``."""
         t = self.text_proj(text) + self.type_embed.weight[TEXT_TYPE]
-        if self.memory is not None:
-            v, t = self.memory(v), self.memory(t)
-        return v, t
+        return self.memory(t) if self.memory is not None else t
 
     def forward(
         self,

@@ -219,23 +219,49 @@ class MMRModel(nn.Module):
         """
         image = text = None
         if pixel_values is not None:
-            cls = self.vision(pixel_values)[:, 0]
-            proj = self.image_contrastive if self.has_contrastive else self.fusion.image_proj
-            image = F.normalize(proj(cls), dim=-1)
+            image = self._image_embedding(self.vision(pixel_values))
         if input_ids is not None:
             if attention_mask is None:
                 raise ValueError("contrastive_embeddings: input_ids need an attention_mask")
-            cls = self.text(input_ids, attention_mask)[:, 0]
-            proj = self.text_contrastive if self.has_contrastive else self.fusion.text_proj
-            text = F.normalize(proj(cls), dim=-1)
+            text = self._text_embedding(self.text(input_ids, attention_mask))
         return image, text
+
+    # Split encoding (retrieval): unimodal once per item, fusion per (image, text) pair. Ranking
+    # N images against N texts needs N^2 fused pairs but only N encodings of each modality;
+    # ``fuse(embed_images(x)[0], embed_texts(ids, m)[0], m)`` equals ``encode(x, ids, m).fused``.
+    def embed_images(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, C, H, W]`` -> (fusion input ``v_0`` ``[B, 1+K, d]``, embedding ``[B, d_c]``)."""
+        tokens = self.vision(pixel_values)
+        return self.fusion.embed_image(tokens), self._image_embedding(tokens)
+
+    def embed_texts(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, L]`` ids + mask -> (fusion input ``t_0`` ``[B, L, d]``, embedding ``[B, d_c]``)."""
+        tokens = self.text(input_ids, attention_mask)
+        return self.fusion.embed_text(tokens), self._text_embedding(tokens)
+
+    def fuse(self, image_embedded: Tensor, text_embedded: Tensor, attention_mask: Tensor) -> Tensor:
+        """Fusion layers + poolers on embedded streams (row i with row i): fused ``[B, 2d]``."""
+        out = self.fusion(image_embedded, text_embedded, attention_mask)
+        return fused_feature(self.text_pooler(out.text), self.image_pooler(out.image))
+
+    def itm_logits(self, fused: Tensor) -> Tensor:
+        """ITM head on fused features: ``[B, 2d] -> [B, 2]`` (class 1 = matched)."""
+        if self.itm_head is None:
+            raise RuntimeError("ITM scoring needs a model trained with objectives.itm enabled")
+        return self.itm_head(fused)
 
     def itm_score(self, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """``P(match)`` ``[B]`` for aligned pairs (row i image with row i text), for re-ranking."""
-        if self.itm_head is None:
-            raise RuntimeError("itm_score needs a model trained with objectives.itm enabled")
         fused = self.encode(pixel_values, input_ids, attention_mask).fused
-        return self.itm_head(fused).float().softmax(dim=-1)[:, 1]
+        return self.itm_logits(fused).float().softmax(dim=-1)[:, 1]
+
+    def _image_embedding(self, tokens: Tensor) -> Tensor:
+        proj = self.image_contrastive if self.has_contrastive else self.fusion.image_proj
+        return F.normalize(proj(tokens[:, 0]), dim=-1)
+
+    def _text_embedding(self, tokens: Tensor) -> Tensor:
+        proj = self.text_contrastive if self.has_contrastive else self.fusion.text_proj
+        return F.normalize(proj(tokens[:, 0]), dim=-1)
 
     def param_groups(
         self, weight_decay: float, head_lr_mult: float = 1.0, base_lr: float | None = None
@@ -298,13 +324,6 @@ class MMRModel(nn.Module):
         image_pooled = self.image_pooler(fusion_out.image)
         fused = fused_feature(text_pooled, image_pooled)
         return _Pass(v, t, v0, t0, fusion_out, image_pooled, text_pooled, fused)
-
-    def _fuse_pair(
-        self, image_embedded: Tensor, text_embedded: Tensor, attention_mask: Tensor
-    ) -> Tensor:
-        """Fusion layers + poolers on already embedded streams: fused ``[B, 2d]``."""
-        out = self.fusion(image_embedded, text_embedded, attention_mask)
-        return fused_feature(self.text_pooler(out.text), self.image_pooler(out.image))
 
     def _mim(
         self,
@@ -414,7 +433,7 @@ class MMRModel(nn.Module):
             is_match = torch.ones(b, dtype=torch.long, device=device)
             if b >= 2:
                 neg = self._itm_negative_index(b, t2i, device)
-                fused_neg = self._fuse_pair(clean.image_embedded[neg], clean.text_embedded, attn)
+                fused_neg = self.fuse(clean.image_embedded[neg], clean.text_embedded, attn)
                 fused = torch.cat([fused, fused_neg])
                 is_match = torch.cat([is_match, torch.zeros_like(is_match)])
             logits = self.itm_head(fused)

@@ -18,7 +18,7 @@ Tasks
     similarity (a hard negative) with probability ``hard_negative_prob``, else uniformly (an
     easy one: full cross-encoder ranking scores every candidate, so the head must also see
     easy negatives). The fusion layers run on the once-encoded streams
-    (:mod:`robust_mmr_pipeline.tasks.streams`).
+    (``MMRModel.embed_images`` / ``embed_texts`` / ``fuse``).
 
 ``forward(batch, progress)`` returns :class:`TaskOutput` (``.loss``, ``.losses``,
 ``.metrics``, ``.logits``), so :func:`robust_mmr_pipeline.engine.train` trains it like the
@@ -42,7 +42,6 @@ from torch import Tensor, nn
 from robust_mmr_pipeline.engine.checkpoint import load_model
 from robust_mmr_pipeline.engine.registry import register_model_class
 from robust_mmr_pipeline.model import MMRModel, ModelConfig
-from robust_mmr_pipeline.tasks import streams
 from robust_mmr_pipeline.tasks.config import (
     CLASSIFICATION_TASKS,
     TASKS,
@@ -264,7 +263,7 @@ class TaskModel(nn.Module):
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         fused = self.backbone.encode(pixel_values, input_ids, attention_mask).fused
         if self.head is None:
-            return streams.itm_logits(self.backbone, fused)
+            return self.backbone.itm_logits(fused)
         return self.head(fused)
 
     def _classification_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
@@ -287,8 +286,8 @@ class TaskModel(nn.Module):
         pixel_values = batch["pixel_values"]
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         b, device = input_ids.shape[0], input_ids.device
-        v0, image_emb = streams.encode_images(backbone, pixel_values)
-        t0, text_emb = streams.encode_texts(backbone, input_ids, attention_mask)
+        v0, image_emb = backbone.embed_images(pixel_values)
+        t0, text_emb = backbone.embed_texts(input_ids, attention_mask)
         # blocked[t, i]: image i (or its own text) also describes text t -> not a negative
         blocked = torch.zeros(b, b, dtype=torch.bool, device=device)
         for key in ("group_ids", "text_group_ids"):
@@ -308,7 +307,7 @@ class TaskModel(nn.Module):
             losses["contrastive"] = con.detach()
             total = total + options.contrastive_weight * con
 
-        fused = streams.fuse_streams(backbone, v0, t0, attention_mask)
+        fused = backbone.fuse(v0, t0, attention_mask)
         is_match = torch.ones(b, dtype=torch.long, device=device)
         candidates = ~blocked  # images that are true negatives for each text
         has_negative = candidates.any(dim=1)
@@ -319,10 +318,10 @@ class TaskModel(nn.Module):
             pick_hard = torch.rand(len(rows), 1, device=device) < options.hard_negative_prob
             weights = torch.where(pick_hard, hard, allowed)
             negative = torch.multinomial(weights, 1)[:, 0]
-            fused_neg = streams.fuse_streams(backbone, v0[negative], t0[rows], attention_mask[rows])
+            fused_neg = backbone.fuse(v0[negative], t0[rows], attention_mask[rows])
             fused = torch.cat([fused, fused_neg])
             is_match = torch.cat([is_match, torch.zeros_like(rows)])
-        logits = streams.itm_logits(backbone, fused)
+        logits = backbone.itm_logits(fused)
         itm = F.cross_entropy(logits.float(), is_match)
         losses["itm"] = itm.detach()
         metrics["itm_acc"] = float((logits.detach().argmax(-1) == is_match).float().mean())

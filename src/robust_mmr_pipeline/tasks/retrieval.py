@@ -22,9 +22,10 @@ Methods (all return a :class:`RetrievalResult`)
 The cross-encoder score is the ITM log-odds ``logit_match - logit_no_match`` (monotone in
 ``MMRModel.itm_score`` but without float32 saturation at probability 1). With
 ``reuse_unimodal`` (default) the unimodal encoders and the fusion input projections run once
-per item and only the co-attention layers run per pair (:mod:`~robust_mmr_pipeline.tasks.streams`;
-identical scores, memory ``O((N_i (1+K) + N_t L) d)``); ``reuse_unimodal=False`` runs
-``MMRModel.encode`` on every pair instead (no stream cache). Ties are broken by candidate
+per item and only the co-attention layers run per pair (``MMRModel.embed_images`` /
+``embed_texts`` once, ``MMRModel.fuse`` per pair; identical scores, memory
+``O((N_i (1+K) + N_t L) d)``); ``reuse_unimodal=False`` runs ``MMRModel.encode`` on every
+pair instead (no stream cache). Ties are broken by candidate
 index (contrastive stage) or contrastive order (re-ranking), so results are deterministic.
 Runs on the model's device, in one process.
 """
@@ -42,9 +43,18 @@ from torch import Tensor, nn
 
 from robust_mmr_pipeline.engine.data import ImageCache
 from robust_mmr_pipeline.model import MMRModel
-from robust_mmr_pipeline.tasks import streams
 from robust_mmr_pipeline.tasks.data import ImagePerturbation, TextPerturbation
 from robust_mmr_pipeline.tasks.metrics import DEFAULT_KS, rank_metrics, ranks_from_order
+
+
+def itm_log_odds(logits: Tensor) -> Tensor:
+    """``log P(match) - log P(no match)`` ``[B]`` from ITM logits ``[B, 2]``.
+
+    Monotone in the ITM probability (its sigmoid) but never saturates to 1.0 in float32, so
+    confident candidates stay distinguishable when ranked.
+    """
+    logits = logits.float()
+    return logits[:, 1] - logits[:, 0]
 
 
 def backbone_of(model: nn.Module) -> MMRModel:
@@ -222,13 +232,12 @@ def encode_inputs(
     try:
         image_emb, image_streams, text_emb, text_streams = [], [], [], []
         for index in _chunks(inputs.num_images, batch_size):
-            v0, emb = streams.encode_images(backbone, inputs.pixel_values(index).to(device))
+            v0, emb = backbone.embed_images(inputs.pixel_values(index).to(device))
             image_emb.append(emb.float())
             if keep_streams:
                 image_streams.append(v0)
         for index in _chunks(inputs.num_texts, batch_size):
-            t0, emb = streams.encode_texts(
-                backbone,
+            t0, emb = backbone.embed_texts(
                 inputs.input_ids[index].to(device),
                 inputs.attention_mask[index].to(device),
             )
@@ -293,14 +302,12 @@ class ITMScorer:
                     assert self.encoding.text_streams is not None
                     v0 = self.encoding.image_streams[images.to(self.encoding.image_streams.device)]
                     t0 = self.encoding.text_streams[texts.to(self.encoding.text_streams.device)]
-                    fused = streams.fuse_streams(
-                        backbone, v0.to(self.device), t0[:, :length].to(self.device), mask
-                    )
+                    fused = backbone.fuse(v0.to(self.device), t0[:, :length].to(self.device), mask)
                 else:
                     ids = self.inputs.input_ids[texts][:, :length].to(self.device)
                     pixels = self.inputs.pixel_values(images).to(self.device)
                     fused = backbone.encode(pixels, ids, mask).fused
-                out.append(streams.itm_log_odds(streams.itm_logits(backbone, fused)).cpu())
+                out.append(itm_log_odds(backbone.itm_logits(fused)).cpu())
                 self.pairs_scored += len(chunk)
         finally:
             backbone.train(was_training)
