@@ -267,7 +267,7 @@ def ablation_figure(summary: pd.DataFrame, settings: Sequence[str]) -> Any:
 
     shown = ("in_domain", "cross_domain", "perturbed")
     tasks = sorted(summary["task"].unique()) or ["(none)"]
-    figure, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 4.0), squeeze=False)
     width = 0.8 / max(len(settings), 1)
     for ax, task in zip(axes[0], tasks, strict=True):
         part = summary[summary["task"] == task]
@@ -288,8 +288,10 @@ def ablation_figure(summary: pd.DataFrame, settings: Sequence[str]) -> Any:
         metric = MAIN_METRIC.get(task, "")
         ax.set_title(f"{TASK_TITLES.get(task, task)} ({metric})", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    figure.tight_layout()
+    # one legend for all panels, above them, so it never hides a bar
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", ncol=len(settings), fontsize=8)
+    figure.tight_layout(rect=(0, 0, 1, 0.9))
     return figure
 
 
