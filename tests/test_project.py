@@ -132,3 +132,20 @@ def test_registry_loads_without_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    "env", sorted(p.name for p in (REPO_ROOT / "conf").iterdir() if p.is_dir() and p.name != "base")
+)
+def test_every_conf_env_loads_and_validates(env: str) -> None:
+    """Each env's parameters merge over base and match their typed configs (a list where base
+    has a mapping, or a stale key, fails here rather than at `kedro run --env <env>`)."""
+    from kedro.config import OmegaConfigLoader
+
+    from robust_mmr_pipeline.params import PARAM_SCHEMAS, validate_sections
+    from robust_mmr_pipeline.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(REPO_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    parameters = loader["parameters"]
+    validate_sections(parameters, sorted(PARAM_SCHEMAS))
+    assert loader["catalog"]
