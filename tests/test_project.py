@@ -149,3 +149,26 @@ def test_every_conf_env_loads_and_validates(env: str) -> None:
     parameters = loader["parameters"]
     validate_sections(parameters, sorted(PARAM_SCHEMAS))
     assert loader["catalog"]
+
+
+def test_a_concurrent_experiment_creation_is_tolerated(
+    kedro_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on a fresh store: both see no experiment, the second creation fails with
+    "already exists"; the project hook accepts it instead of aborting the run."""
+    import mlflow
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from robust_mmr_pipeline.hooks import MlflowExperimentHooks
+
+    bootstrap_project(kedro_project)
+    with KedroSession.create(project_path=kedro_project, env="test") as session:
+        context = session.load_context()  # the hooks create the experiment
+        client = mlflow.MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+        assert client.get_experiment_by_name("robust_mmr_pipeline") is not None
+        # the other worker's view: the experiment does not exist yet
+        monkeypatch.setattr(mlflow.MlflowClient, "get_experiment_by_name", lambda *a, **k: None)
+        with pytest.raises(mlflow.exceptions.MlflowException, match="already exists"):
+            client.create_experiment("robust_mmr_pipeline")
+        MlflowExperimentHooks().after_context_created(context)  # no exception

@@ -39,6 +39,36 @@ class ParameterValidationHooks:
         validate_sections(catalog.load("parameters"), _param_sections(pipeline))
 
 
+class MlflowExperimentHooks:
+    """Create the MLflow experiment before kedro-mlflow looks it up, tolerating a race.
+
+    kedro-mlflow checks for the experiment and creates it when missing; two processes starting
+    together on a fresh store (``kedro run --pipelines tuning`` workers sharing a study) both
+    see it missing and the second creation fails. This hook runs first (``tryfirst``) with
+    kedro-mlflow's own configuration and accepts "already exists": the experiment is then there
+    when kedro-mlflow's hook runs.
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        from kedro.config import MissingConfigException
+        from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+        try:
+            settings = context.config_loader["mlflow"]
+        except MissingConfigException:
+            return
+        config = KedroMlflowConfig.model_validate({**settings})
+        try:
+            config.setup(context)
+        except MlflowException as exc:
+            if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            logger.info("MLflow experiment created by a concurrent process; using it.")
+
+
 class RunSummaryHooks:
     """Print where the results of a successful run are: reports, checkpoints, MLflow store."""
 

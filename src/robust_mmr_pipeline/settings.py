@@ -11,7 +11,11 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from robust_mmr_pipeline.hooks import ParameterValidationHooks, RunSummaryHooks
+from robust_mmr_pipeline.hooks import (
+    MlflowExperimentHooks,
+    ParameterValidationHooks,
+    RunSummaryHooks,
+)
 
 for _name, _value in {
     "KEDRO_DISABLE_TELEMETRY": "1",
@@ -24,7 +28,7 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-HOOKS = (ParameterValidationHooks(), RunSummaryHooks())
+HOOKS = (MlflowExperimentHooks(), ParameterValidationHooks(), RunSummaryHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -115,7 +115,7 @@ def test_two_workers_share_one_journal_study(project: Path) -> None:
     journal = "data/06_models/optuna.journal"
     params = f"tuning.storage=journal:{journal},tuning.n_trials=2,tuning.log_to_mlflow=false"
     kedro = Path(sys.executable).with_name("kedro")
-    command = [str(kedro), "run", "--pipeline", "tuning", "--env", "test", "--params", params]
+    command = [str(kedro), "run", "--pipelines", "tuning", "--env", "test", "--params", params]
     env = {**os.environ, "PYTHONPATH": str(project / "src")}
     workers = [
         subprocess.Popen(
