@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,8 +19,6 @@ from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.ablation.grid import parse_run_key
 from robust_mmr_pipeline.pipelines.ablation.params import AblationParams
 from robust_mmr_pipeline.reporting import ablation as report
-
-logger = logging.getLogger(__name__)
 
 FIGURE_FILE = "ablation.png"
 
