@@ -159,16 +159,17 @@ def t_interval(values: Sequence[float]) -> tuple[float, float, float, float]:
     return mean, mean - half, mean + half, std
 
 
-def _ordered(frame: pd.DataFrame, settings: Sequence[str]) -> pd.DataFrame:
-    order = {name: index for index, name in enumerate(settings)}
+def _ordered(frame: pd.DataFrame, key: str, order: Sequence[str]) -> pd.DataFrame:
+    """Rows by ``key`` in ``order`` (others last), then task, then :data:`CONDITIONS` order."""
+    rank = {name: index for index, name in enumerate(order)}
     conditions = {name: index for index, name in enumerate(CONDITIONS)}
     return (
         frame.assign(
-            _s=frame.iloc[:, 0].map(lambda s: order.get(s, len(order))),
+            _k=frame[key].map(lambda value: rank.get(value, len(rank))),
             _c=frame["condition"].map(lambda c: conditions.get(c, len(conditions))),
         )
-        .sort_values(["_s", frame.columns[0], "task", "_c"])
-        .drop(columns=["_s", "_c"])
+        .sort_values(["_k", key, "task", "_c"])
+        .drop(columns=["_k", "_c"])
         .reset_index(drop=True)
     )
 
@@ -193,7 +194,7 @@ def summarise_settings(headlines: pd.DataFrame, settings: Sequence[str]) -> pd.D
                 "n_seeds": int(group["seed"].nunique()),
             }
         )
-    return _ordered(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)), settings)
+    return _ordered(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)), "setting", settings)
 
 
 def paired_gaps(headlines: pd.DataFrame, focus: str, reference: str) -> pd.DataFrame:
@@ -234,7 +235,7 @@ def paired_gaps(headlines: pd.DataFrame, focus: str, reference: str) -> pd.DataF
             }
         )
     frame = pd.DataFrame(rows, columns=list(GAP_COLUMNS))
-    return _ordered(frame, [focus]) if len(frame) else frame
+    return _ordered(frame, "focus", [focus]) if len(frame) else frame
 
 
 def ablation_summary(summary: pd.DataFrame, gaps: pd.DataFrame) -> dict[str, Any]:

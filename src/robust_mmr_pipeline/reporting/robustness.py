@@ -209,6 +209,18 @@ def mce_against(severity: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, dic
     return out
 
 
+def flat_metrics(data: Any, prefix: str = "") -> dict[str, float]:
+    """Finite numbers of a nested summary as ``{"a/b/c": value}`` (MLflow metric names: ``@``
+    becomes ``_at_``); strings, booleans and non-finite values are left out."""
+    out: dict[str, float] = {}
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            out.update(flat_metrics(value, f"{prefix}/{key}" if prefix else str(key)))
+    elif isinstance(data, int | float) and not isinstance(data, bool) and math.isfinite(data):
+        out[prefix.replace("@", "_at_")] = float(data)
+    return out
+
+
 # --------------------------------------------------------------------------- figures
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.ablation.grid import parse_run_key
 from robust_mmr_pipeline.pipelines.ablation.params import AblationParams
 from robust_mmr_pipeline.reporting import ablation as report
+from robust_mmr_pipeline.reporting import flat_metrics
 
 FIGURE_FILE = "ablation.png"
 
@@ -123,23 +123,12 @@ def _overrides(params: AblationParams) -> str:
     return "; ".join(parts) or "none"
 
 
-def _flat(data: Any, prefix: str = "") -> dict[str, float]:
-    if isinstance(data, dict):
-        out: dict[str, float] = {}
-        for key, value in data.items():
-            out.update(_flat(value, f"{prefix}/{key}" if prefix else str(key)))
-        return out
-    if isinstance(data, float | int) and math.isfinite(data):
-        return {prefix.replace("@", "_at_"): float(data)}
-    return {}
-
-
 def _log_to_mlflow(metrics: dict[str, Any], figure: Any, markdown: str, page: str) -> None:
     import mlflow
 
     if mlflow.active_run() is None:
         return
-    mlflow.log_metrics({f"ablation/{k}": v for k, v in _flat(metrics).items()})
+    mlflow.log_metrics({f"ablation/{k}": v for k, v in flat_metrics(metrics).items()})
     mlflow.log_text(markdown, "ablation/ablation_report.md")
     mlflow.log_text(page, "ablation/ablation_report.html")
     mlflow.log_figure(figure, f"ablation/{FIGURE_FILE}")

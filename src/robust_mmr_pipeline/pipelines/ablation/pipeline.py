@@ -11,9 +11,9 @@ resumes an interrupted ablation run by run).
 
 from __future__ import annotations
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Node, Pipeline, node, pipeline
 
-from robust_mmr_pipeline.pipelines import domain_split, ingestion, validation
+from robust_mmr_pipeline.pipelines import domain_split, evaluation, finetune, ingestion, validation
 from robust_mmr_pipeline.pipelines import pretrain as pretrain_pipeline
 from robust_mmr_pipeline.pipelines.ablation.grid import (
     NO_PRETRAINING,
@@ -23,9 +23,7 @@ from robust_mmr_pipeline.pipelines.ablation.grid import (
     run_namespace,
 )
 from robust_mmr_pipeline.pipelines.ablation.nodes import compare_runs, in_run, run_configurator
-from robust_mmr_pipeline.pipelines.evaluation.nodes import evaluate_models
-from robust_mmr_pipeline.pipelines.finetune.nodes import finetune_tasks
-from robust_mmr_pipeline.pipelines.pretrain.nodes import pretrain_model, scratch_backbone
+from robust_mmr_pipeline.pipelines.pretrain.nodes import scratch_backbone
 
 # Outputs of the upstream pipelines every run reads (never namespaced).
 SHARED_INPUTS = (
@@ -39,6 +37,21 @@ SHARED_INPUTS = (
 SECTIONS = ("pretrain", "finetune", "evaluation")
 
 
+def _run_node(source: Pipeline, name: str, section: str, setting: str, seed: int) -> Node:
+    """Node ``name`` of a main pipeline as one run's node: same function, inputs and outputs,
+    but reading the run's ``<section>_params`` instead of ``params:<section>`` and logging to
+    the run's MLflow run (so a change of the main pipeline reaches the ablation too)."""
+    original = next(n for n in source.nodes if n.name == name)
+    inputs = [f"{section}_params" if i == f"params:{section}" else i for i in original.inputs]
+    outputs = original.outputs
+    return node(
+        in_run(original.func, setting, seed),
+        inputs=inputs,
+        outputs=outputs[0] if len(outputs) == 1 else outputs,
+        name=name,
+    )
+
+
 def run_pipeline(setting: str, seed: int) -> Pipeline:
     """pretrain (or the scratch backbone) -> finetune -> evaluate of one run, namespaced."""
     if setting == NO_PRETRAINING:
@@ -49,11 +62,8 @@ def run_pipeline(setting: str, seed: int) -> Pipeline:
             name="scratch_backbone",
         )
     else:
-        backbone = node(
-            in_run(pretrain_model, setting, seed),
-            inputs=["split_pairs", "image_cache", "tokenizer", "pretrain_params"],
-            outputs=["pretrain_checkpoint", "pretrain_losses", "pretrain_loss_plot"],
-            name="pretrain_model",
+        backbone = _run_node(
+            pretrain_pipeline.create_pipeline(), "pretrain_model", "pretrain", setting, seed
         )
     nodes = [
         node(
@@ -63,34 +73,8 @@ def run_pipeline(setting: str, seed: int) -> Pipeline:
             name="configure_run",
         ),
         backbone,
-        node(
-            in_run(finetune_tasks, setting, seed),
-            inputs=[
-                "split_vqa",
-                "split_classification",
-                "split_pairs",
-                "image_cache",
-                "tokenizer",
-                "pretrain_checkpoint",
-                "finetune_params",
-            ],
-            outputs=["finetune_manifest", "finetune_metrics"],
-            name="finetune_tasks",
-        ),
-        node(
-            in_run(evaluate_models, setting, seed),
-            inputs=[
-                "finetune_manifest",
-                "split_vqa",
-                "split_classification",
-                "split_pairs",
-                "perturbation_sets",
-                "image_cache",
-                "evaluation_params",
-            ],
-            outputs="evaluation_results",
-            name="evaluate_models",
-        ),
+        _run_node(finetune.create_pipeline(), "finetune_tasks", "finetune", setting, seed),
+        _run_node(evaluation.create_pipeline(), "evaluate_models", "evaluation", setting, seed),
     ]
     return pipeline(
         nodes,

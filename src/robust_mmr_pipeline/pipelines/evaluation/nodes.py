@@ -266,16 +266,6 @@ def _mce(severity: pd.DataFrame, baseline_path: str | None) -> dict[str, dict[st
     return reporting.mce_against(severity, pd.read_csv(path))
 
 
-def _flat_numbers(data: Any, prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            out.update(_flat_numbers(value, f"{prefix}/{key}" if prefix else str(key)))
-    elif isinstance(data, int | float) and not isinstance(data, bool) and math.isfinite(data):
-        out[prefix.replace("@", "_at_")] = float(data)
-    return out
-
-
 def report_robustness(
     evaluation_results: pd.DataFrame,
     finetune_manifest: dict[str, Any],
@@ -327,7 +317,7 @@ def _log_to_mlflow(summary: dict[str, Any], figures: dict[str, Any], markdown: s
 
     if mlflow.active_run() is None:
         return
-    mlflow.log_metrics({f"evaluation/{k}": v for k, v in _flat_numbers(summary).items()})
+    mlflow.log_metrics({f"evaluation/{k}": v for k, v in reporting.flat_metrics(summary).items()})
     mlflow.log_text(markdown, "evaluation/robustness_report.md")
     mlflow.log_text(page, "evaluation/robustness_report.html")
     for caption, figure in figures.items():
