@@ -3,9 +3,17 @@
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
-# CPU wheel by default; e.g. `make TORCH_SPEC=torch==2.9.1 TORCH_INDEX=https://download.pytorch.org/whl/cu128 run`
+# CPU wheel by default. GPU: `make TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"
+# TORCH_INDEX=https://download.pytorch.org/whl/cu128 install` (the packages named in TORCH_SPEC
+# come from TORCH_INDEX, everything else from the same lock).
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
+# Where `make lock` finds the CPU torch wheel it resolves against (so no CUDA-only dependency
+# of PyPI's torch enters the lock).
+TORCH_FIND_LINKS ?= /opt/wheels
+LOCK := requirements.lock
+NOTEBOOKS_LOCK := requirements-notebooks.lock
+TORCH_NAMES := $(shell echo '$(TORCH_SPEC)' | tr ' ' '\n' | sed -E 's/[=<>!~].*//' | paste -sd'|')
 KEDRO_ENV ?= local
 PYTEST_ARGS ?=
 
@@ -21,19 +29,36 @@ export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export KEDRO_LOGGING_CONFIG := $(CURDIR)/conf/logging.yml
 
-.PHONY: install run ablation test lint format bench viz notebooks mlflow-ui optuna-dashboard clean
+.PHONY: install lock run ablation test lint format bench viz notebooks mlflow-ui optuna-dashboard clean
 
 install: $(STAMP)
 
-# torch first, then everything else under a constraint pinning the torch just installed, so no
-# other requirement can swap it for a (CUDA, multi-GB) build of a newer version.
-$(STAMP): pyproject.toml Makefile
+# torch first; then exactly the committed lock (every package pinned, --no-deps, so nothing is
+# resolved on the machine and nothing can swap torch), minus the packages TORCH_SPEC installs;
+# then the project itself; `pip check` proves the set is consistent.
+$(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
+	$(BIN)/python -m pip install -q $(TORCH_SPEC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
 	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/constraints.txt
-	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt -e ".[dev]"
+	grep -v -i -E '^($(TORCH_NAMES))==' $(LOCK) > $(VENV)/lock-install.txt
+	$(BIN)/python -m pip install -q --no-deps -c $(VENV)/constraints.txt -r $(VENV)/lock-install.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# Regenerate the locks from pyproject.toml (resolved against the CPU torch of TORCH_SPEC; torch
+# itself is left out: the install step takes it from TORCH_SPEC / TORCH_INDEX).
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "uv>=0.5"
+	echo '$(TORCH_SPEC)' | tr ' ' '\n' > $(VENV)/torch-pin.txt
+	for spec in "$(LOCK):--extra dev" "$(NOTEBOOKS_LOCK):--extra dev --extra notebooks"; do \
+	  $(BIN)/python -m uv pip compile pyproject.toml $${spec#*:} --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --find-links $(TORCH_FIND_LINKS) \
+	    -c $(VENV)/torch-pin.txt --no-emit-package torch --quiet --custom-compile-command "make lock" \
+	    -o $${spec%%:*} || exit 1; \
+	done
 
 run: $(STAMP)
 	$(BIN)/kedro run --env $(KEDRO_ENV)
@@ -61,7 +86,8 @@ viz: $(STAMP)
 
 # JupyterLab is an optional extra (the tests execute the notebooks with nbclient alone).
 notebooks: $(STAMP)
-	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt -e ".[dev,notebooks]"
+	grep -v -i -E '^($(TORCH_NAMES))==' $(NOTEBOOKS_LOCK) > $(VENV)/lock-notebooks.txt
+	$(BIN)/python -m pip install -q --no-deps -c $(VENV)/constraints.txt -r $(VENV)/lock-notebooks.txt
 	$(BIN)/kedro jupyter lab --no-browser
 
 mlflow-ui: $(STAMP)
