@@ -212,24 +212,41 @@ class TaskEvaluator:
         self.retrieval_k = int(retrieval_k)
         self.max_length = int(model.backbone.config.text.max_length)
 
+    def inputs(self, rows: pd.DataFrame, perturbation: Mapping[str, Any] | None = None) -> Any:
+        """The rows' :class:`~robust_mmr_pipeline.tasks.inputs.EvalInputs` (unique images and
+        per-row texts, perturbed): what the model and the baselines score."""
+        from robust_mmr_pipeline.tasks.inputs import EvalInputs
+
+        image_p, text_p = _perturbations(perturbation)
+        return EvalInputs.from_rows(
+            rows,
+            self.cache,
+            text_column="question" if self.task == "vqa" else "text",
+            image_perturbation=image_p,
+            text_perturbation=text_p,
+        )
+
     def evaluate(
         self,
         rows: pd.DataFrame,
         perturbation: Mapping[str, Any] | None = None,
         accelerator: Any = None,
     ) -> tuple[dict[str, float], EvaluationItems]:
-        """Metrics with CIs and the per-item outcomes of ``rows`` (clean or perturbed)."""
+        """Metrics with CIs and the per-item outcomes of ``rows`` (clean or perturbed).
+
+        Scored in this process by split encoding (each unique image and text encoded once);
+        ``accelerator`` is accepted for the trainer's ``eval_fn`` signature: every process of a
+        multi-process run computes the same numbers.
+        """
         import torch
-        from torch.utils.data import DataLoader
 
         from robust_mmr_pipeline.tasks import (
             RetrievalInputs,
-            TaskCollator,
             classification_metrics,
-            collect_predictions,
             evaluate_retrieval,
             vqa_metrics,
         )
+        from robust_mmr_pipeline.tasks.inputs import classifier_logits
 
         if rows.empty:
             raise ValueError(f"no rows to evaluate the {self.task} model on")
@@ -261,21 +278,16 @@ class TaskEvaluator:
             )
             return metrics, items
         dataset = _dataset(self.task, rows, self.cache, self.model.label_names)
-        collate = TaskCollator(
-            self.tokenizer,
-            self.max_length,
-            image_perturbation=image_p,
-            text_perturbation=text_p,
+        inputs = self.inputs(rows, perturbation)
+        logits = classifier_logits(
+            self.model, inputs, self.tokenizer, self.max_length, self.batch_size
         )
-        loader = DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate)
-        out = collect_predictions(self.model, loader, accelerator=accelerator)
-        order = out["indices"].numpy().argsort(kind="stable")
-        logits, labels = out["logits"][order], out["labels"][order]
+        labels = torch.tensor(dataset.labels, dtype=torch.long)
         pred = logits.argmax(-1).numpy()
         correct = (pred == labels.numpy()).astype(np.float64)
         domains = rows["domain"].astype(str).to_numpy() if "domain" in rows else None
         if self.task == "vqa":
-            answer_types = out["answer_type_ids"][order]
+            answer_types = torch.tensor(dataset.answer_types, dtype=torch.long)
             metrics = vqa_metrics(logits, labels, answer_types, n_boot=self.n_boot, seed=self.seed)
             closed = answer_types.numpy() == 0
             return metrics, EvaluationItems(correct=correct, domains=domains, closed=closed)
@@ -457,7 +469,7 @@ def finetune_task(
         _PrefixedLogger(MLflowLogger(log_checkpoints="none"), task) if log_to_mlflow else None
     )
     loggers = CompositeLogger(memory, mlflow_logger)
-    collate = TaskCollator(tokenizer, max_length)
+    collate = TaskCollator(tokenizer, max_length, padding="longest")
     result = train(
         model, dataset, config, collate, tokenizer=tokenizer, logger=loggers, eval_fn=eval_fn
     )

@@ -176,7 +176,8 @@ def run_pretraining(
     dataset = PairDataset(
         train_pairs, cache, domains=domain_vocabulary(train_pairs["domain"].tolist())
     )
-    collate = PairCollator(tokenizer, max_length=model_config.text.max_length)
+    # pad to the longest text of each batch: short captions cost no 48-token padding
+    collate = PairCollator(tokenizer, max_length=model_config.text.max_length, padding="longest")
     memory = MemoryLogger()
     loggers = CompositeLogger(memory, MLflowLogger() if log_to_mlflow else None)
     loggers.log_params({"model": model_config.to_dict(), "trainer": dict(trainer)})

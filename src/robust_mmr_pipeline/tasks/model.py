@@ -262,6 +262,11 @@ class TaskModel(nn.Module):
         pixel_values = batch["pixel_values"]
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         fused = self.backbone.encode(pixel_values, input_ids, attention_mask).fused
+        return self.head_logits(fused)
+
+    def head_logits(self, fused: Tensor) -> Tensor:
+        """The task head on fused features ``[B, 2d]``: ``[B, C]`` (ITM ``[B, 2]`` for
+        retrieval); with ``MMRModel.fuse`` it scores split-encoded inputs (tasks/inputs.py)."""
         if self.head is None:
             return self.backbone.itm_logits(fused)
         return self.head(fused)

@@ -1,0 +1,136 @@
+"""One evaluation set, prepared once for every scorer (the model and the trivial baselines).
+
+A set is rows (VQA questions, classification samples) that share images: VQA asks about ten
+questions per image. :class:`EvalInputs` holds the UNIQUE images (perturbed once each) and the
+per-row texts (perturbed per row), so
+
+* the model encodes each image once and each distinct text once, and runs only the fusion
+  layers and the head per row (:func:`classifier_logits`), and
+* the baselines (:mod:`robust_mmr_pipeline.baselines`) read exactly the same perturbed pixels
+  and strings, so every row of the report is scored on the same inputs.
+
+Seeding: image ``i`` (index among the unique images, first-seen order) is perturbed with
+``item_seed(seed, i)``; text ``j`` (row index) with ``item_seed(seed, j)``: one image shows the
+same corruption in every question about it, as in the retrieval sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from robust_mmr_pipeline.engine.data import ImageCache
+from robust_mmr_pipeline.tasks.data import ImagePerturbation, TextPerturbation
+
+
+@dataclass
+class EvalInputs:
+    """Unique images ``[N_i, C, H, W]`` float in [0, 1] (perturbed), ``row_image`` long ``[n]``
+    (each row's image index), ``texts`` (``n`` strings, perturbed), ``image_ids`` (``N_i``)."""
+
+    images: Tensor
+    row_image: Tensor
+    texts: list[str]
+    image_ids: list[str]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.texts)
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: pd.DataFrame,
+        cache: ImageCache,
+        *,
+        text_column: str,
+        image_perturbation: ImagePerturbation | None = None,
+        text_perturbation: TextPerturbation | None = None,
+    ) -> EvalInputs:
+        """Read the rows' images from ``cache`` once each and apply the perturbations."""
+        if rows.empty:
+            raise ValueError("no rows to prepare")
+        row_ids = rows["image_id"].astype(str).tolist()
+        first_seen: dict[str, int] = {}
+        row_image = [first_seen.setdefault(i, len(first_seen)) for i in row_ids]
+        image_ids = list(first_seen)
+        images = torch.stack([cache.tensor(i) for i in image_ids]).float().div_(255.0)
+        if image_perturbation is not None:
+            modalities = None
+            if "modality" in rows.columns:
+                by_image = dict(zip(row_ids, rows["modality"].tolist(), strict=True))
+                modalities = [by_image[i] if isinstance(by_image[i], str) else None
+                              for i in image_ids]  # fmt: skip
+            images = image_perturbation.apply(images, list(range(len(image_ids))), modalities)
+        texts = rows[text_column].fillna("").astype(str).tolist()
+        if text_perturbation is not None:
+            texts = text_perturbation.apply(texts, list(range(len(texts))))
+        return cls(images, torch.tensor(row_image, dtype=torch.long), texts, image_ids)
+
+    def row_pixels(self) -> Tensor:
+        """``[n, C, H, W]``: each row's (perturbed) image."""
+        return self.images[self.row_image]
+
+
+def _chunks(n: int, size: int) -> list[Tensor]:
+    return [torch.arange(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+@torch.no_grad()
+def classifier_logits(
+    model: nn.Module,
+    inputs: EvalInputs,
+    tokenizer: Any,
+    max_length: int,
+    batch_size: int = 128,
+) -> Tensor:
+    """Logits ``[n, C]`` of a VQA / classification :class:`~.model.TaskModel` on ``inputs``.
+
+    Split encoding (``MMRModel.embed_images`` / ``embed_texts`` once per unique image / text,
+    ``fuse`` + head per row) gives the same logits as ``model.predict`` row by row, at a
+    fraction of the cost when rows share images or texts. Texts are padded to the longest
+    distinct text (at most ``max_length``), not to ``max_length``. Eval mode; the model's mode
+    is restored.
+    """
+    backbone = model.backbone
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        streams = []
+        for index in _chunks(len(inputs.images), batch_size):
+            streams.append(backbone.embed_images(inputs.images[index].to(device))[0])
+        image_streams = torch.cat(streams)
+        distinct: dict[str, int] = {}
+        row_text = torch.tensor(
+            [distinct.setdefault(t, len(distinct)) for t in inputs.texts], dtype=torch.long
+        )
+        encoded = tokenizer(
+            list(distinct),
+            max_length=max_length,
+            padding="longest",
+            truncation=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        ids, mask = encoded["input_ids"].long().to(device), encoded["attention_mask"].long()
+        mask = mask.to(device)
+        text_streams = torch.cat(
+            [backbone.embed_texts(ids[i], mask[i])[0] for i in _chunks(len(ids), batch_size)]
+        )
+        logits = []
+        for index in _chunks(inputs.num_rows, batch_size):
+            image_rows = inputs.row_image[index].to(device)
+            text_rows = row_text[index].to(device)
+            fused = backbone.fuse(
+                image_streams[image_rows], text_streams[text_rows], mask[text_rows]
+            )
+            logits.append(model.head_logits(fused).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(logits)
+
