@@ -25,6 +25,7 @@ def _results(clean: float, cross: float, perturbed: dict[tuple[str, int], float]
         [
             {
                 "task": task,
+                "model": "ours",
                 "condition": condition,
                 "protocol": "",
                 "domain": "",

@@ -18,14 +18,10 @@ rows of a task (hyper-parameters, where any, chosen on the VAL rows) and scores 
 =====================  ============================================================
 
 The same architecture trained from scratch (no pre-training) is the fine-tuning pipeline's
-``from_scratch`` run, scored by the evaluation pipeline like the model.
+``from_scratch`` run, scored by the evaluation pipeline like the model. Fitting and scoring:
+:func:`robust_mmr_pipeline.baselines.fit.fit_baselines` (imports scikit-learn and torch).
 """
 
-from robust_mmr_pipeline.baselines.fit import (
-    BASELINE_LABELS,
-    BASELINES,
-    FittedBaselines,
-    fit_baselines,
-)
+from robust_mmr_pipeline.baselines.registry import BASELINE_LABELS, BASELINES
 
-__all__ = ["BASELINES", "BASELINE_LABELS", "FittedBaselines", "fit_baselines"]
+__all__ = ["BASELINES", "BASELINE_LABELS"]

@@ -21,24 +21,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from robust_mmr_pipeline.baselines.registry import BASELINES
 from robust_mmr_pipeline.sources.answers import normalize_answer
 
 logger = logging.getLogger(__name__)
 
-BASELINES: dict[str, tuple[str, ...]] = {
-    "vqa": ("majority", "question_prior", "text_tfidf", "image_pixels"),
-    "classification": ("majority", "text_tfidf", "image_pixels"),
-    "retrieval": ("chance", "tfidf_pixels_cca"),
-}
-BASELINE_LABELS: dict[str, str] = {
-    "majority": "majority answer / label",
-    "question_prior": "answer prior per question text (no image)",
-    "text_tfidf": "text only: TF-IDF + logistic regression",
-    "image_pixels": "image: logistic regression on pixels (VQA: one per question text)",
-    "chance": "chance: random ranking",
-    "tfidf_pixels_cca": "linear: CCA of TF-IDF text and pixel PCA",
-    "from_scratch": "same architecture, no pre-training",
-}
 # Inverse regularisation grids, chosen on val: L2-normalised TF-IDF needs weak regularisation,
 # whitened pixel components strong.
 TEXT_C_GRID: tuple[float, ...] = (1.0, 10.0, 100.0)

@@ -1,4 +1,4 @@
-"""Fine-tuning and evaluation recipe: VQA, image–text classification and retrieval.
+"""Fine-tuning recipe: VQA, image–text classification and retrieval.
 
 :func:`finetune_task` trains a :class:`~robust_mmr_pipeline.tasks.TaskModel` on the train rows
 of one task, starting from a pre-training checkpoint (or from scratch: the no-pretraining
@@ -7,9 +7,9 @@ with the best validation metric under ``<output_dir>/best/``. Test rows are neve
 model selection sees validation only (:func:`robust_mmr_pipeline.tasks.select_best`). The
 answer / label vocabulary comes from the train rows alone.
 
-:func:`evaluate_task` (and :class:`TaskEvaluator`, which loads a checkpoint once for many
-conditions) scores a fine-tuned checkpoint on a set of rows, clean or under one image / text
-perturbation applied on the fly, with percentile-bootstrap 95 % intervals.
+:func:`finetune_all` does it for every configured task, from the pre-trained backbone or from
+scratch (the no-pretraining reference). Scoring (validation here, test in the evaluation
+pipeline) is :class:`robust_mmr_pipeline.recipes.evaluate.TaskEvaluator`.
 
 Selection metrics: VQA ``overall`` accuracy, classification ``accuracy``, retrieval ``rsum``
 (sum of R@1/5/10 of both directions). Main metric (reports, severity table): VQA ``overall``,
@@ -23,11 +23,10 @@ import logging
 import math
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -136,199 +135,6 @@ def _dataset(task: str, rows: pd.DataFrame, cache: Any, label_names: list[str] |
     return RetrievalPairDataset(rows, cache)
 
 
-def _perturbations(perturbation: Mapping[str, Any] | None) -> tuple[Any, Any]:
-    """``(image_perturbation, text_perturbation)`` from ``{modality, perturbation, severity,
-    seed}`` (None: clean)."""
-    from robust_mmr_pipeline.tasks import ImagePerturbation, TextPerturbation
-
-    if not perturbation:
-        return None, None
-    modality = str(perturbation["modality"])
-    name, severity = str(perturbation["perturbation"]), int(perturbation["severity"])
-    seed = int(perturbation.get("seed", 0))
-    if modality == "image":
-        return ImagePerturbation(name, severity, seed), None
-    if modality == "text":
-        return None, TextPerturbation(name, severity, seed)
-    raise ValueError(f"perturbation modality must be 'image' or 'text', got {modality!r}")
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@dataclass
-class EvaluationItems:
-    """Per-item outcomes of one evaluation (for paired bootstraps between conditions).
-
-    ``correct`` float ``[n]`` (vqa / classification), ``domains`` ``[n]``, ``closed`` bool
-    ``[n]`` (vqa); ``i2t_ranks`` / ``t2i_ranks`` (retrieval, 1-based).
-    """
-
-    correct: np.ndarray | None = None
-    domains: np.ndarray | None = None
-    closed: np.ndarray | None = None
-    i2t_ranks: np.ndarray | None = None
-    t2i_ranks: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class TaskEvaluator:
-    """A fine-tuned checkpoint loaded once, evaluated on any rows / perturbation.
-
-    ``tokenizer`` None: the checkpoint's own tokenizer. Metrics follow
-    :mod:`robust_mmr_pipeline.tasks.evaluation` (``<name>``, ``<name>_ci_low``,
-    ``<name>_ci_high``; fractions in [0, 1]).
-    """
-
-    def __init__(
-        self,
-        task: str,
-        checkpoint_dir: str | Path,
-        cache_dir: str | Path,
-        tokenizer: Any = None,
-        *,
-        batch_size: int = 64,
-        n_boot: int = 1000,
-        seed: int = 0,
-        retrieval_k: int = 16,
-        model: Any = None,
-    ) -> None:
-        from robust_mmr_pipeline.engine import ImageCache, load_model
-
-        if task not in TASK_NAMES:
-            raise ValueError(f"task must be one of {TASK_NAMES}, got {task!r}")
-        saved_tokenizer = None
-        if model is None:
-            model, saved_tokenizer, _info = load_model(checkpoint_dir)
-        if getattr(model, "task", task) != task:
-            raise ValueError(f"{checkpoint_dir} holds a {model.task!r} model, not {task!r}")
-        self.task = task
-        self.model = model
-        self.tokenizer = tokenizer if tokenizer is not None else saved_tokenizer
-        if self.tokenizer is None:
-            raise ValueError(f"no tokenizer given and none saved in {checkpoint_dir}")
-        self.cache = cache_dir if isinstance(cache_dir, ImageCache) else ImageCache(cache_dir)
-        self.batch_size, self.n_boot, self.seed = int(batch_size), int(n_boot), int(seed)
-        self.retrieval_k = int(retrieval_k)
-        self.max_length = int(model.backbone.config.text.max_length)
-
-    def inputs(self, rows: pd.DataFrame, perturbation: Mapping[str, Any] | None = None) -> Any:
-        """The rows' :class:`~robust_mmr_pipeline.tasks.inputs.EvalInputs` (unique images and
-        per-row texts, perturbed): what the model and the baselines score."""
-        from robust_mmr_pipeline.tasks.inputs import EvalInputs
-
-        image_p, text_p = _perturbations(perturbation)
-        return EvalInputs.from_rows(
-            rows,
-            self.cache,
-            text_column="question" if self.task == "vqa" else "text",
-            image_perturbation=image_p,
-            text_perturbation=text_p,
-        )
-
-    def evaluate(
-        self,
-        rows: pd.DataFrame,
-        perturbation: Mapping[str, Any] | None = None,
-        accelerator: Any = None,
-    ) -> tuple[dict[str, float], EvaluationItems]:
-        """Metrics with CIs and the per-item outcomes of ``rows`` (clean or perturbed).
-
-        Scored in this process by split encoding (each unique image and text encoded once);
-        ``accelerator`` is accepted for the trainer's ``eval_fn`` signature: every process of a
-        multi-process run computes the same numbers.
-        """
-        import torch
-
-        from robust_mmr_pipeline.tasks import (
-            RetrievalInputs,
-            classification_metrics,
-            evaluate_retrieval,
-            vqa_metrics,
-        )
-        from robust_mmr_pipeline.tasks.inputs import classifier_logits
-
-        if rows.empty:
-            raise ValueError(f"no rows to evaluate the {self.task} model on")
-        image_p, text_p = _perturbations(perturbation)
-        self.model.eval()
-        if self.task == "retrieval":
-            inputs = RetrievalInputs.from_pairs(
-                rows,
-                self.cache,
-                self.tokenizer,
-                max_length=self.max_length,
-                image_perturbation=image_p,
-                text_perturbation=text_p,
-            )
-            k = max(1, min(self.retrieval_k, inputs.num_images, inputs.num_texts))
-            with torch.no_grad():
-                metrics, result = evaluate_retrieval(
-                    self.model,
-                    inputs,
-                    method="two_stage",
-                    k=k,
-                    batch_size=self.batch_size,
-                    n_boot=self.n_boot,
-                    seed=self.seed,
-                )
-            items = EvaluationItems(
-                i2t_ranks=result.i2t_ranks.numpy().astype(np.float64),
-                t2i_ranks=result.t2i_ranks.numpy().astype(np.float64),
-            )
-            return metrics, items
-        dataset = _dataset(self.task, rows, self.cache, self.model.label_names)
-        inputs = self.inputs(rows, perturbation)
-        logits = classifier_logits(
-            self.model, inputs, self.tokenizer, self.max_length, self.batch_size
-        )
-        labels = torch.tensor(dataset.labels, dtype=torch.long)
-        pred = logits.argmax(-1).numpy()
-        correct = (pred == labels.numpy()).astype(np.float64)
-        domains = rows["domain"].astype(str).to_numpy() if "domain" in rows else None
-        if self.task == "vqa":
-            answer_types = torch.tensor(dataset.answer_types, dtype=torch.long)
-            metrics = vqa_metrics(logits, labels, answer_types, n_boot=self.n_boot, seed=self.seed)
-            closed = answer_types.numpy() == 0
-            return metrics, EvaluationItems(correct=correct, domains=domains, closed=closed)
-        metrics = classification_metrics(
-            logits, labels, self.model.num_classes, n_boot=self.n_boot, seed=self.seed
-        )
-        return metrics, EvaluationItems(correct=correct, domains=domains)
-
-
-def evaluate_task(
-    task: str,
-    checkpoint_dir: str,
-    rows: pd.DataFrame,
-    cache_dir: str,
-    tokenizer: Any,
-    perturbation: dict[str, Any] | None,
-    batch_size: int,
-    n_boot: int,
-    seed: int,
-    *,
-    retrieval_k: int = 16,
-) -> dict[str, float]:
-    """Metrics (with bootstrap 95 % CIs) of a fine-tuned checkpoint on ``rows``.
-
-    ``perturbation``: None (clean) or ``{"modality": "image" | "text", "perturbation": name,
-    "severity": 1..5, "seed": int}``, applied on the fly, per item seeded by ``seed``.
-    """
-    evaluator = TaskEvaluator(
-        task,
-        checkpoint_dir,
-        cache_dir,
-        tokenizer,
-        batch_size=batch_size,
-        n_boot=n_boot,
-        seed=seed,
-        retrieval_k=retrieval_k,
-    )
-    metrics, _items = evaluator.evaluate(rows, perturbation)
-    return metrics
-
-
 # --------------------------------------------------------------------------- fine-tuning
 
 
@@ -394,6 +200,7 @@ def finetune_task(
         save_checkpoint,
         train,
     )
+    from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
     from robust_mmr_pipeline.tasks import TaskCollator, TaskModel, select_best
 
     if task not in TASK_NAMES:
@@ -533,3 +340,79 @@ def manifest_backbone_config(
             "pretrain pipeline's pretrain_checkpoint.json"
         )
     return ModelConfig.from_dict(deep_merge(dict(manifest["model_config"]), dict(overrides or {})))
+
+
+def _reported(name: str) -> bool:
+    """Validation metrics worth a `dvc metrics show` column (no counts, no timings)."""
+    return not (name == "n" or name.startswith("n_") or name.endswith(("_n", "seconds", "pairs")))
+
+
+def finetune_all(
+    tables: Mapping[str, pd.DataFrame],
+    cache_dir: str,
+    tokenizer: Any,
+    backbone_manifest: Mapping[str, Any],
+    params: Any,
+    *,
+    from_scratch: bool,
+    output_dir: str,
+    on_task_done: Any = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fine-tune every task of ``params.tasks`` (a :class:`FinetuneParams`) on
+    ``params.protocol``'s train split, selecting on its val split.
+
+    ``from_scratch``: random backbone weights of the manifest's architecture (the
+    no-pretraining reference) instead of its checkpoint. Checkpoints go to
+    ``<output_dir>/<task>``. Returns the manifest (per task: best checkpoint, step, validation
+    history, the rows it saw) and the flat validation metrics for ``dvc metrics show``;
+    ``on_task_done(task, summary)`` is called after each task (e.g. MLflow logging).
+    """
+    if not from_scratch and not backbone_manifest.get("checkpoint"):
+        raise ValueError(
+            "fine-tuning from pre-training, but the backbone manifest names no checkpoint "
+            "(a no-pretraining manifest): set finetune.from_scratch: true or run pretrain first."
+        )
+    backbone = None if from_scratch else backbone_manifest["checkpoint"]
+    model_config = manifest_backbone_config(backbone_manifest, params.model)
+    manifest: dict[str, Any] = {
+        "protocol": params.protocol,
+        "from_scratch": from_scratch,
+        "backbone_checkpoint": backbone,
+        "preset": backbone_manifest.get("preset"),
+        "text_kinds": list(params.text_kinds),
+        "tasks": {},
+    }
+    metrics: dict[str, Any] = {}
+    for task in params.tasks:
+        train_rows = task_rows(tables[task], params.protocol, "train")
+        val_rows = task_rows(tables[task], params.protocol, "val")
+        logger.info(
+            "Fine-tuning %s (%s): %d train / %d val rows.",
+            task,
+            "from scratch" if from_scratch else "from pre-training",
+            len(train_rows),
+            len(val_rows),
+        )
+        summary = finetune_task(
+            task,
+            train_rows,
+            val_rows,
+            cache_dir,
+            tokenizer,
+            backbone,
+            model_config,
+            params.task_options.get(task, {}),
+            params.trainer_for(task),
+            f"{output_dir}/{task}",
+            log_to_mlflow=params.log_to_mlflow,
+        )
+        entry = summary.as_dict()
+        entry["retrieval_k"] = split_task_options(params.task_options.get(task))[1]["retrieval_k"]
+        manifest["tasks"][task] = entry
+        metrics[task] = {
+            "best_step": summary.best_step,
+            **{f"val_{k}": v for k, v in summary.val_metrics.items() if _reported(k)},
+        }
+        if on_task_done is not None:
+            on_task_done(task, summary)
+    return manifest, metrics

@@ -1,37 +1,43 @@
-"""Reporting: robustness report tables, plots and their Markdown / HTML rendering.
+"""Reporting: robustness, ablation and validation report tables, plots and rendering.
 
-Plain Python + pandas + matplotlib (no Kedro, no torch). The evaluation pipeline hands over a
-long results table (one row per task x condition x metric, see
-:data:`robust_mmr_pipeline.reporting.robustness.RESULT_COLUMNS`) and gets back figures and
-report text.
+Plain Python + pandas + matplotlib + jinja2 (no Kedro, no torch). The evaluation pipeline hands
+over a long results table (one row per task x scorer x condition x metric, see
+:data:`robust_mmr_pipeline.reporting.robustness.RESULT_COLUMNS`) and gets back summaries,
+figures and report text rendered from one template (:mod:`.render`).
 """
 
+from robust_mmr_pipeline.reporting.render import figure_to_base64, markdown_table, render
 from robust_mmr_pipeline.reporting.robustness import (
+    OURS,
     RESULT_COLUMNS,
     SEVERITY_COLUMNS,
     domain_figure,
-    figure_to_base64,
     flat_metrics,
     mce_against,
     metrics_summary,
-    render_html,
-    render_markdown,
+    render_report,
     retrieval_figure,
     severity_figure,
     severity_table,
+    validation_figure,
+    verdicts,
 )
 
 __all__ = [
+    "OURS",
     "RESULT_COLUMNS",
     "SEVERITY_COLUMNS",
     "domain_figure",
     "figure_to_base64",
     "flat_metrics",
+    "markdown_table",
     "mce_against",
     "metrics_summary",
-    "render_html",
-    "render_markdown",
+    "render",
+    "render_report",
     "retrieval_figure",
     "severity_figure",
     "severity_table",
+    "validation_figure",
+    "verdicts",
 ]

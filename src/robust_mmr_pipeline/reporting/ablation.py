@@ -19,7 +19,6 @@ seed, same data order and initial weights), with its t interval. One seed gives 
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,13 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robust_mmr_pipeline.reporting.render import figure_to_base64, render
 from robust_mmr_pipeline.reporting.robustness import (
     MAIN_METRIC,
     TASK_TITLES,
-    figure_to_base64,
-    html_table,
-    markdown_table,
     mce_against,
+    ours,
     severity_table,
 )
 
@@ -95,6 +93,8 @@ def run_headlines(
     """The headline numbers of one run's evaluation results (``setting``/``seed`` not set);
     ``reference``: the reference setting's results for the same seed (gives ``mce``)."""
     rows: list[dict[str, Any]] = []
+    results = ours(results)
+    reference = ours(reference) if reference is not None else None
     reference_severity = severity_table(reference) if reference is not None else None
     mce = (
         mce_against(severity_table(results), reference_severity)
@@ -348,8 +348,45 @@ def _gap_body(gaps: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def _intro(context: Mapping[str, str]) -> list[tuple[str, str]]:
-    return [(key, str(value)) for key, value in context.items()]
+def _page(
+    summary: pd.DataFrame, gaps: pd.DataFrame, context: Mapping[str, str], figure: dict[str, str]
+) -> dict[str, Any]:
+    """The template context: a card per task (settings x conditions), the gap table."""
+    cards = []
+    for task in sorted(summary["task"].unique()):
+        header, body = _summary_body(summary, task)
+        cards.append(
+            {
+                "key": task,
+                "title": TASK_TITLES.get(task, task),
+                "subtitle": f"main metric {MAIN_METRIC.get(task, '')}: mean over seeds [95 % "
+                "Student-t interval over seeds]; drop, mCE and mean-rank degradation: lower is "
+                "better",
+                "header": header,
+                "rows": [{"cells": cells, "highlight": False} for cells in body],
+                "verdicts": [],
+            }
+        )
+    sections = []
+    if len(gaps):
+        focus, reference = gaps["focus"].iloc[0], gaps["reference"].iloc[0]
+        header, body = _gap_body(gaps)
+        sections.append(
+            {
+                "title": f"Gap: {focus} − {reference} (paired by seed)",
+                "note": "Difference per seed, mean and 95 % Student-t interval over the pairs.",
+                "header": header,
+                "rows": body,
+                "open": True,
+            }
+        )
+    return {
+        "title": "Ablation: pre-training objectives",
+        "meta": {key: str(value) for key, value in context.items()},
+        "cards": cards,
+        "figures": [figure],
+        "sections": sections,
+    }
 
 
 def render_ablation_markdown(
@@ -358,23 +395,8 @@ def render_ablation_markdown(
     context: Mapping[str, str],
     figure_file: str,
 ) -> str:
-    lines = ["# Ablation: pre-training objectives", ""]
-    lines += [f"- **{key}**: {value}" for key, value in _intro(context)]
-    lines += ["", f"![main metric per setting]({figure_file})", ""]
-    lines += [
-        "Cells: mean over seeds [95 % Student-t interval over seeds]. Main metric per task: "
-        + ", ".join(f"{TASK_TITLES[t]} {m}" for t, m in MAIN_METRIC.items())
-        + ". Drop, mCE and mean-rank degradation: lower is better.",
-        "",
-    ]
-    for task in sorted(summary["task"].unique()):
-        lines += [f"## {TASK_TITLES.get(task, task)}", ""]
-        lines += [markdown_table(*_summary_body(summary, task)), ""]
-    if len(gaps):
-        focus, reference = gaps["focus"].iloc[0], gaps["reference"].iloc[0]
-        lines += [f"## Gap: {focus} − {reference} (paired by seed)", ""]
-        lines += [markdown_table(*_gap_body(gaps)), ""]
-    return "\n".join(lines)
+    figure = {"caption": "main metric per setting", "path": figure_file, "base64": ""}
+    return render("report.md.j2", **_page(summary, gaps, context, figure))
 
 
 def render_ablation_html(
@@ -383,27 +405,5 @@ def render_ablation_html(
     context: Mapping[str, str],
     figure: Any,
 ) -> str:
-    items = "".join(
-        f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in _intro(context)
-    )
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Ablation</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-        "padding:3px 8px;font-size:13px}th{background:#f3f3f3}</style></head><body>",
-        "<h1>Ablation: pre-training objectives</h1>",
-        f"<ul>{items}</ul>",
-        f"<img alt='main metric per setting' src='data:image/png;base64,"
-        f"{figure_to_base64(figure)}'>",
-        "<p>Cells: mean over seeds [95 % Student-t interval over seeds]. Drop, mCE and "
-        "mean-rank degradation: lower is better.</p>",
-    ]
-    for task in sorted(summary["task"].unique()):
-        parts.append(f"<h2>{html.escape(TASK_TITLES.get(task, task))}</h2>")
-        parts.append(html_table(*_summary_body(summary, task)))
-    if len(gaps):
-        focus, reference = gaps["focus"].iloc[0], gaps["reference"].iloc[0]
-        parts.append(f"<h2>Gap: {html.escape(focus)} − {html.escape(reference)} (paired)</h2>")
-        parts.append(html_table(*_gap_body(gaps)))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    encoded = {"caption": "main metric per setting", "path": "", "base64": figure_to_base64(figure)}
+    return render("report.html.j2", **_page(summary, gaps, context, encoded))

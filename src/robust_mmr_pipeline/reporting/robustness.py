@@ -1,30 +1,41 @@
-"""The robustness report: summaries, plots and Markdown / HTML of the evaluation results.
+"""The robustness report: summaries, verdicts, plots and the rendered Markdown / HTML.
 
-Results table (:data:`RESULT_COLUMNS`), one row per task x condition x metric:
+Results table (:data:`RESULT_COLUMNS`), one row per task x scorer x condition x metric:
 
+* ``model``: ``ours`` (fine-tuned from the pre-trained backbone), ``from_scratch`` (the same
+  architecture and recipe without pre-training) or a trivial baseline
+  (:data:`robust_mmr_pipeline.baselines.BASELINES`), all scored on the same rows;
 * ``condition``: ``in_domain`` / ``cross_domain`` (clean test splits of those protocols),
   ``perturbed`` (the in-domain test split under one perturbation at one severity) or
   ``domain`` (the main metric of one domain's test rows, ``domain`` set);
 * ``modality`` / ``perturbation`` / ``severity``: the perturbation (``""`` / ``0`` when clean);
 * ``metric``, ``value`` and the percentile-bootstrap 95 % interval ``ci_low`` / ``ci_high``
-  (nan for counts). Drops (``drop_<metric>`` = clean - perturbed) and mean-rank degradations
-  (``<dir>_mean_rank_degradation`` = perturbed - clean) use paired bootstraps over the items.
+  (nan for counts). Drops (``drop_<metric>`` = clean - perturbed), mean-rank degradations
+  (``<dir>_mean_rank_degradation`` = perturbed - clean) and the comparisons
+  ``diff_<metric>_vs_<reference>`` (``ours`` - reference, on ``ours`` rows) are paired
+  bootstraps over the same items.
+
+Verdict (per task and clean condition): the strongest reference is the one with the highest
+main metric there; ``ours`` *beats* it when the paired 95 % interval of the difference lies
+above 0.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from robust_mmr_pipeline.baselines import BASELINE_LABELS
+from robust_mmr_pipeline.reporting.render import figure_to_base64, render
+
+OURS = "ours"
 RESULT_COLUMNS: tuple[str, ...] = (
     "task",
+    "model",
     "condition",
     "protocol",
     "domain",
@@ -38,6 +49,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 SEVERITY_COLUMNS: tuple[str, ...] = (
     "task",
+    "model",
     "perturbation",
     "modality",
     "severity",
@@ -51,11 +63,14 @@ MAIN_METRIC: dict[str, str] = {
     "classification": "accuracy",
     "retrieval": "t2i_r@1",
 }
+# Metrics shown in a task's headline card beside the main one.
+HEADLINE_EXTRA: dict[str, tuple[str, ...]] = {"vqa": ("closed",), "retrieval": ("t2i_r@10",)}
 TASK_TITLES: dict[str, str] = {
     "vqa": "VQA",
     "classification": "Classification",
     "retrieval": "Retrieval",
 }
+CONDITION_TITLES: dict[str, str] = {"in_domain": "in-domain", "cross_domain": "cross-domain"}
 RANK_METRICS: tuple[str, ...] = ("i2t_mean_rank", "t2i_mean_rank")
 
 
@@ -70,6 +85,11 @@ def _select(results: pd.DataFrame, **where: Any) -> pd.DataFrame:
     return results[mask]
 
 
+def ours(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the model itself (results written before scorers existed are all ours)."""
+    return results if "model" not in results.columns else results[results["model"] == OURS]
+
+
 def _value(results: pd.DataFrame, **where: Any) -> dict[str, float] | None:
     rows = _select(results, **where)
     if rows.empty:
@@ -82,93 +102,166 @@ def _value(results: pd.DataFrame, **where: Any) -> dict[str, float] | None:
     }
 
 
+def scorers(results: pd.DataFrame, task: str) -> list[str]:
+    """``ours`` first, then ``from_scratch``, then the baselines in their registry order."""
+    present = set(_select(results, task=task)["model"]) if "model" in results.columns else {OURS}
+    order = [OURS, "from_scratch", *BASELINE_LABELS]
+    return [name for name in order if name in present] + sorted(present - set(order))
+
+
+def model_label(name: str) -> str:
+    return "ours (pre-trained, fine-tuned)" if name == OURS else BASELINE_LABELS.get(name, name)
+
+
 # --------------------------------------------------------------------------- tables
 
 
 def severity_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Main metric per task x perturbation x severity (:data:`SEVERITY_COLUMNS`), the clean
-    in-domain value as severity 0 of every perturbation; column ``accuracy`` holds the task's
-    main metric (named in ``metric``)."""
+    """Main metric per task x scorer x perturbation x severity (:data:`SEVERITY_COLUMNS`), the
+    clean in-domain value as severity 0 of every perturbation; column ``accuracy`` holds the
+    task's main metric (named in ``metric``)."""
     rows: list[dict[str, Any]] = []
-    for task in sorted(results["task"].unique()):
+    frame = results if "model" in results.columns else results.assign(model=OURS)
+    for task in sorted(frame["task"].unique()):
         metric = _main(task)
-        clean = _value(results, task=task, condition="in_domain", metric=metric)
-        perturbed = _select(results, task=task, condition="perturbed", metric=metric)
-        for (modality, name), group in perturbed.groupby(["modality", "perturbation"], sort=True):
-            if clean is not None:
-                rows.append(
-                    {
-                        "task": task,
-                        "perturbation": name,
-                        "modality": modality,
-                        "severity": 0,
-                        "metric": metric,
-                        "accuracy": clean["value"],
-                        "ci_low": clean["low"],
-                        "ci_high": clean["high"],
-                    }
-                )
-            for _, row in group.sort_values("severity").iterrows():
-                rows.append(
-                    {
-                        "task": task,
-                        "perturbation": name,
-                        "modality": modality,
-                        "severity": int(row["severity"]),
-                        "metric": metric,
-                        "accuracy": float(row["value"]),
-                        "ci_low": float(row["ci_low"]),
-                        "ci_high": float(row["ci_high"]),
-                    }
-                )
+        for model in scorers(frame, task):
+            part = _select(frame, task=task, model=model)
+            clean = _value(part, condition="in_domain", metric=metric)
+            perturbed = _select(part, condition="perturbed", metric=metric)
+            for (modality, name), group in perturbed.groupby(["modality", "perturbation"]):
+                points = [] if clean is None else [(0, clean["value"], clean["low"], clean["high"])]
+                points += [
+                    (int(r["severity"]), float(r["value"]), float(r["ci_low"]), float(r["ci_high"]))
+                    for _, r in group.sort_values("severity").iterrows()
+                ]
+                rows += [
+                    {"task": task, "model": model, "perturbation": name, "modality": modality,
+                     "severity": s, "metric": metric, "accuracy": v, "ci_low": lo, "ci_high": hi}
+                    for s, v, lo, hi in points
+                ]  # fmt: skip
     return pd.DataFrame(rows, columns=list(SEVERITY_COLUMNS))
+
+
+def _condition_values(rows: pd.DataFrame) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for _, row in rows.iterrows():
+        values[row["metric"]] = float(row["value"])
+        if np.isfinite(row["ci_low"]):
+            values[f"{row['metric']}_ci_low"] = float(row["ci_low"])
+            values[f"{row['metric']}_ci_high"] = float(row["ci_high"])
+    return values
+
+
+def _scorer_summary(part: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """Clean in-/cross-domain metrics with CIs and the perturbed means of one scorer."""
+    entry: dict[str, Any] = {}
+    for condition in ("in_domain", "cross_domain"):
+        rows = _select(part, condition=condition)
+        rows = rows[~rows["metric"].str.startswith("diff_")]
+        if not rows.empty:
+            entry[condition] = _condition_values(rows)
+    perturbed = _select(part, condition="perturbed")
+    if not perturbed.empty:
+        main = perturbed[perturbed["metric"] == metric]["value"]
+        drops = perturbed[perturbed["metric"] == f"drop_{metric}"]["value"]
+        entry["perturbed"] = {
+            f"mean_{metric}": float(main.mean()),
+            f"worst_{metric}": float(main.min()),
+            f"mean_drop_{metric}": float(drops.mean()) if len(drops) else math.nan,
+            "conditions": len(main),
+        }
+        for name in RANK_METRICS:
+            degradation = perturbed[perturbed["metric"] == f"{name}_degradation"]["value"]
+            if len(degradation):
+                entry["perturbed"][f"mean_{name}_degradation"] = float(degradation.mean())
+    return entry
+
+
+def verdicts(results: pd.DataFrame, task: str) -> dict[str, dict[str, Any]]:
+    """Per clean condition: the strongest reference and ``ours`` - it (paired 95 % CI).
+
+    ``beats`` is True when the interval of the difference lies above 0;
+    ``ci_above_reference`` when ours' own interval lies above the reference's point estimate.
+    """
+    metric = _main(task)
+    out: dict[str, dict[str, Any]] = {}
+    if "model" not in results.columns:
+        return out
+    for condition in ("in_domain", "cross_domain"):
+        best_name, best_value = None, -math.inf
+        for name in scorers(results, task):
+            if name == OURS:
+                continue
+            point = _value(results, task=task, model=name, condition=condition, metric=metric)
+            if point is not None and point["value"] > best_value:
+                best_name, best_value = name, point["value"]
+        mine = _value(results, task=task, model=OURS, condition=condition, metric=metric)
+        if best_name is None or mine is None:
+            continue
+        diff = _value(
+            results, task=task, model=OURS, condition=condition,
+            metric=f"diff_{metric}_vs_{best_name}",
+        )  # fmt: skip
+        if diff is None:
+            continue
+        out[condition] = {
+            "reference": best_name,
+            "reference_value": best_value,
+            "ours": mine["value"],
+            "difference": diff["value"],
+            "difference_ci_low": diff["low"],
+            "difference_ci_high": diff["high"],
+            "beats": bool(np.isfinite(diff["low"]) and diff["low"] > 0),
+            "ci_above_reference": bool(np.isfinite(mine["low"]) and mine["low"] > best_value),
+        }
+    return out
+
+
+def verdict_text(task: str, condition: str, verdict: Mapping[str, Any]) -> str:
+    """One line: "beats the strongest reference by X [CI]" or "does not"."""
+    metric = _main(task)
+    ref = f"{model_label(verdict['reference'])} ({verdict['reference_value']:.3f})"
+    diff = (
+        f"{verdict['difference']:+.3f} [{verdict['difference_ci_low']:+.3f}, "
+        f"{verdict['difference_ci_high']:+.3f}]"
+    )
+    where = CONDITION_TITLES[condition]
+    if verdict["beats"]:
+        return f"{where}: beats the strongest reference, {ref}, on {metric} by {diff}."
+    return f"{where}: does NOT beat the strongest reference, {ref}, on {metric}: difference {diff}."
 
 
 def metrics_summary(
     results: pd.DataFrame, mce: Mapping[str, Mapping[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """Nested ``{task: {...}}`` for ``dvc metrics show``: clean in-/cross-domain metrics with
-    CIs, the mean perturbed main metric and drop, retrieval mean-rank degradation, mCE."""
+    """Nested ``{task: {...}}`` for ``dvc metrics show``: ours' clean in-/cross-domain metrics
+    with CIs, mean perturbed main metric and drop, retrieval mean-rank degradation, mCE; the
+    same for every reference under ``references``; the ``verdict`` per clean condition."""
     out: dict[str, Any] = {}
     for task in sorted(results["task"].unique()):
         metric = _main(task)
         entry: dict[str, Any] = {"main_metric": metric}
-        for condition in ("in_domain", "cross_domain"):
-            rows = _select(results, task=task, condition=condition)
-            if rows.empty:
-                continue
-            values: dict[str, float] = {}
-            for _, row in rows.iterrows():
-                values[row["metric"]] = float(row["value"])
-                if np.isfinite(row["ci_low"]):
-                    values[f"{row['metric']}_ci_low"] = float(row["ci_low"])
-                    values[f"{row['metric']}_ci_high"] = float(row["ci_high"])
-            entry[condition] = values
-        perturbed = _select(results, task=task, condition="perturbed")
-        if not perturbed.empty:
-            main = perturbed[perturbed["metric"] == metric]["value"]
-            drops = perturbed[perturbed["metric"] == f"drop_{metric}"]["value"]
-            entry["perturbed"] = {
-                f"mean_{metric}": float(main.mean()),
-                f"worst_{metric}": float(main.min()),
-                f"mean_drop_{metric}": float(drops.mean()) if len(drops) else math.nan,
-                "conditions": len(main),
-            }
-            for name in RANK_METRICS:
-                degradation = perturbed[perturbed["metric"] == f"{name}_degradation"]["value"]
-                if len(degradation):
-                    entry["perturbed"][f"mean_{name}_degradation"] = float(degradation.mean())
+        entry.update(_scorer_summary(ours(_select(results, task=task)), metric))
         if mce and task in mce:
             entry["mce"] = dict(mce[task])
+        if "model" in results.columns:
+            entry["references"] = {
+                name: _scorer_summary(_select(results, task=task, model=name), metric)
+                for name in scorers(results, task)
+                if name != OURS
+            }
+            entry["verdict"] = verdicts(results, task)
         out[task] = entry
     return out
 
 
 def mce_against(severity: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per task: mCE (and relative mCE) of a :func:`severity_table` against a baseline's, over
-    the corruptions and severities both hold (error = 1 - main metric)."""
+    """Per task: mCE (and relative mCE) of ours in a :func:`severity_table` against a baseline
+    run's (its ``ours`` rows), over the corruptions and severities both hold (error = 1 - main
+    metric)."""
     from robust_mmr_pipeline.tasks.metrics import mean_corruption_error
 
+    severity, baseline = ours(severity), ours(baseline)
     out: dict[str, dict[str, Any]] = {}
     for task, part in severity.groupby("task"):
         base = baseline[baseline["task"] == task]
@@ -238,22 +331,31 @@ def _empty(ax: Any, message: str) -> None:
     ax.set_axis_off()
 
 
+def _strongest_reference(severity: pd.DataFrame, task: str) -> tuple[str, float] | None:
+    """The reference with the highest clean in-domain main metric (severity 0 rows)."""
+    clean = severity[(severity["task"] == task) & (severity["severity"] == 0)]
+    clean = clean[clean["model"] != OURS].drop_duplicates("model")
+    if clean.empty:
+        return None
+    best = clean.loc[clean["accuracy"].idxmax()]
+    return str(best["model"]), float(best["accuracy"])
+
+
 def severity_figure(severity: pd.DataFrame) -> Any:
-    """Main metric against severity, one panel per task and modality, one line per corruption
-    (95 % CI as error bars; severity 0 = clean)."""
+    """Ours' main metric against severity, one panel per task and modality, one line per
+    corruption (95 % CI as error bars; severity 0 = clean); the strongest reference's clean
+    value as a dashed line."""
     plt = _pyplot()
-    panels = (
-        sorted({(t, m) for t, m in zip(severity["task"], severity["modality"], strict=True)})
-        if not severity.empty
-        else []
-    )
+    severity = severity if "model" in severity.columns else severity.assign(model=OURS)
+    mine = ours(severity)
+    panels = sorted({(t, m) for t, m in zip(mine["task"], mine["modality"], strict=True)})
     cols = max(1, min(3, len(panels)))
     rows = max(1, math.ceil(len(panels) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     if not panels:
         _empty(axes[0, 0], "no perturbed evaluation")
     for ax, (task, modality) in zip(axes.flat, panels, strict=False):
-        part = severity[(severity["task"] == task) & (severity["modality"] == modality)]
+        part = mine[(mine["task"] == task) & (mine["modality"] == modality)]
         for name, unsorted in part.groupby("perturbation", sort=True):
             group = unsorted.sort_values("severity")
             y = group["accuracy"].to_numpy()
@@ -261,6 +363,10 @@ def severity_figure(severity: pd.DataFrame) -> Any:
             ax.errorbar(
                 group["severity"], y, yerr=np.clip(err, 0, None), marker="o", capsize=2, label=name
             )
+        reference = _strongest_reference(severity, task)
+        if reference is not None:
+            ax.axhline(reference[1], ls="--", color="grey", lw=1,
+                       label=f"clean: {reference[0]}")  # fmt: skip
         ax.set_title(f"{TASK_TITLES.get(task, task)}: {modality} perturbations")
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel(str(part["metric"].iloc[0]) if len(part) else "")
@@ -273,9 +379,9 @@ def severity_figure(severity: pd.DataFrame) -> Any:
 
 
 def domain_figure(results: pd.DataFrame) -> Any:
-    """Main metric per domain (in-domain test domains and the held-out domain), per task."""
+    """Ours' main metric per domain (in-domain test domains and the held-out domain)."""
     plt = _pyplot()
-    domains = _select(results, condition="domain")
+    domains = _select(ours(results), condition="domain")
     tasks = sorted(domains["task"].unique())
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5 * max(1, len(tasks)), 3.6))
     axes = np.atleast_1d(axes)
@@ -299,10 +405,10 @@ def domain_figure(results: pd.DataFrame) -> Any:
 
 
 def retrieval_figure(results: pd.DataFrame) -> Any:
-    """Retrieval mean rank (both directions) clean vs every perturbed condition."""
+    """Ours' retrieval mean rank (both directions) clean vs every perturbed condition."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(results) ** 0.5 + 6), 3.8))
-    retrieval = _select(results, task="retrieval")
+    retrieval = _select(ours(results), task="retrieval")
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(retrieval) ** 0.5 + 6), 3.8))
     clean = _select(retrieval, condition="in_domain")
     if clean.empty:
         _empty(ax, "no retrieval evaluation")
@@ -320,8 +426,7 @@ def retrieval_figure(results: pd.DataFrame) -> Any:
     x = np.arange(len(labels))
     for offset, name in zip((-width / 2, width / 2), RANK_METRICS, strict=True):
         values, lows, highs = [], [], []
-        clean_row = _value(clean, metric=name)
-        points = [clean_row] + [
+        points = [_value(clean, metric=name)] + [
             _value(perturbed, perturbation=p, severity=s, metric=name)
             for p, s in zip(keys["perturbation"], keys["severity"], strict=True)
         ]
@@ -340,17 +445,36 @@ def retrieval_figure(results: pd.DataFrame) -> Any:
     return fig
 
 
-def figure_to_base64(figure: Any, dpi: int = 100) -> str:
-    """The figure as a base64 PNG (for ``<img src="data:image/png;base64,...">``)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def validation_figure(histories: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]) -> Any:
+    """Fine-tuning validation curves: ``{task: {run: history}}`` (history records have ``step``
+    and ``val/<metric>``), the selection metric against the step, one panel per task."""
+    plt = _pyplot()
+    tasks = sorted(histories)
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5 * max(1, len(tasks)), 3.4))
+    axes = np.atleast_1d(axes)
+    if not tasks:
+        _empty(axes[0], "no fine-tuning history")
+    for ax, task in zip(axes, tasks, strict=False):
+        for run, history in histories[task].items():
+            frame = pd.DataFrame(list(history))
+            keys = [c for c in frame.columns if c.startswith("val/") and not c.endswith("_n")]
+            if frame.empty or not keys:
+                continue
+            metric = {"vqa": "val/overall", "classification": "val/accuracy"}.get(task, "val/rsum")
+            column = metric if metric in frame.columns else keys[0]
+            ax.plot(frame["step"], frame[column], marker="o", ms=3, label=model_label(run))
+            ax.set_ylabel(column)
+        ax.set_title(f"{TASK_TITLES.get(task, task)}: validation during fine-tuning")
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------- rendering
 
 
-def _fmt(value: float, low: float | None = None, high: float | None = None) -> str:
+def _fmt(value: float | None, low: float | None = None, high: float | None = None) -> str:
     if value is None or not np.isfinite(value):
         return "–"
     text = f"{value:.3f}"
@@ -359,83 +483,122 @@ def _fmt(value: float, low: float | None = None, high: float | None = None) -> s
     return text
 
 
-def _clean_table(results: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "metric", "in-domain test", "cross-domain test (held-out domain)"]
+def _point(results: pd.DataFrame, **where: Any) -> str:
+    point = _value(results, **where)
+    return _fmt(point["value"], point["low"], point["high"]) if point else "–"
+
+
+def headline_cards(results: pd.DataFrame, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One card per task: every scorer's main metric in-domain / cross-domain / perturbed, and
+    the verdict lines against the strongest reference."""
+    cards = []
+    for task in sorted(results["task"].unique()):
+        metric = _main(task)
+        extra = HEADLINE_EXTRA.get(task, ())
+        header = ["model", f"in-domain {metric}", f"cross-domain {metric}",
+                  f"mean perturbed {metric}", "mean drop"]  # fmt: skip
+        header += [f"in-domain {m}" for m in extra]
+        rows = []
+        for name in scorers(results, task):
+            part = _select(results, task=task, model=name) if "model" in results else results
+            perturbed = summary[task]["references"].get(name, {}) if name != OURS else summary[task]
+            perturbed = perturbed.get("perturbed", {})
+            cells = [
+                model_label(name),
+                _point(part, condition="in_domain", metric=metric),
+                _point(part, condition="cross_domain", metric=metric),
+                _fmt(perturbed.get(f"mean_{metric}")),
+                _fmt(perturbed.get(f"mean_drop_{metric}")),
+            ]
+            cells += [_point(part, condition="in_domain", metric=m) for m in extra]
+            rows.append({"cells": cells, "highlight": name == OURS})
+        lines = [
+            {"kind": "pass" if v["beats"] else "fail", "text": verdict_text(task, c, v)}
+            for c, v in summary[task].get("verdict", {}).items()
+        ]
+        if not lines:
+            lines = [{"kind": "info", "text": "no reference was scored (evaluation.baselines)"}]
+        cards.append(
+            {
+                "key": task,
+                "title": TASK_TITLES.get(task, task),
+                "subtitle": f"main metric: {metric}; 95 % bootstrap intervals; every row scored "
+                "on the same test rows",
+                "header": header,
+                "rows": rows,
+                "verdicts": lines,
+            }
+        )
+    return cards
+
+
+def _clean_rows(results: pd.DataFrame) -> list[list[str]]:
     body = []
     for task in sorted(results["task"].unique()):
-        metrics = _select(results, task=task, condition="in_domain")
-        for metric in metrics["metric"]:
-            if not np.isfinite(_select(metrics, metric=metric)["ci_low"].iloc[0]):
-                continue
-            cells = [task, metric]
-            for condition in ("in_domain", "cross_domain"):
-                point = _value(results, task=task, condition=condition, metric=metric)
-                cells.append(_fmt(point["value"], point["low"], point["high"]) if point else "–")
-            body.append(cells)
-    return header, body
+        for name in scorers(results, task):
+            part = _select(results, task=task, model=name) if "model" in results else results
+            metrics = _select(part, condition="in_domain")
+            for metric in metrics["metric"]:
+                if not np.isfinite(_select(metrics, metric=metric)["ci_low"].iloc[0]):
+                    continue
+                body.append(
+                    [task, name, metric]
+                    + [_point(part, condition=c, metric=metric) for c in CONDITION_TITLES]
+                )
+    return body
 
 
-def _perturbed_table(results: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "perturbation", "modality", "severity", "metric", "value [95 % CI]", "drop"]
+def _perturbed_rows(results: pd.DataFrame) -> list[list[str]]:
     body = []
     perturbed = _select(results, condition="perturbed")
     for task in sorted(perturbed["task"].unique()):
         metric = _main(task)
-        part = perturbed[(perturbed["task"] == task) & (perturbed["metric"] == metric)]
-        for _, row in part.sort_values(["modality", "perturbation", "severity"]).iterrows():
-            drop = _value(
-                perturbed,
-                task=task,
-                perturbation=row["perturbation"],
-                severity=row["severity"],
-                metric=f"drop_{metric}",
-            )
-            body.append(
-                [
-                    task,
-                    row["perturbation"],
-                    row["modality"],
-                    str(int(row["severity"])),
-                    metric,
-                    _fmt(row["value"], row["ci_low"], row["ci_high"]),
-                    _fmt(drop["value"], drop["low"], drop["high"]) if drop else "–",
-                ]
-            )
-    return header, body
+        for name in scorers(perturbed, task):
+            part = perturbed[(perturbed["task"] == task) & (perturbed["model"] == name)]
+            main = part[part["metric"] == metric]
+            for _, row in main.sort_values(["modality", "perturbation", "severity"]).iterrows():
+                key = {"perturbation": row["perturbation"], "severity": row["severity"]}
+                body.append(
+                    [task, name, row["perturbation"], row["modality"], str(int(row["severity"])),
+                     _fmt(row["value"], row["ci_low"], row["ci_high"]),
+                     _point(part, metric=f"drop_{metric}", **key)]
+                )  # fmt: skip
+    return body
 
 
-def _rank_table(results: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = ["perturbation", "severity", "direction", "mean rank", "degradation [95 % CI]"]
+def _rank_rows(results: pd.DataFrame) -> list[list[str]]:
     body = []
-    perturbed = _select(results, task="retrieval", condition="perturbed")
+    retrieval = _select(ours(results), task="retrieval")
+    perturbed = _select(retrieval, condition="perturbed")
     for name in RANK_METRICS:
-        clean = _value(results, task="retrieval", condition="in_domain", metric=name)
-        if clean:
-            body.append(
-                ["clean", "0", name[:3], _fmt(clean["value"], clean["low"], clean["high"]), "–"]
-            )
+        clean = _point(retrieval, condition="in_domain", metric=name)
+        if clean != "–":
+            body.append(["clean", "0", name[:3], clean, "–"])
         part = perturbed[perturbed["metric"] == name]
         for _, row in part.sort_values(["perturbation", "severity"]).iterrows():
-            deg = _value(
-                perturbed,
-                perturbation=row["perturbation"],
-                severity=row["severity"],
-                metric=f"{name}_degradation",
-            )
+            key = {"perturbation": row["perturbation"], "severity": row["severity"]}
             body.append(
-                [
-                    row["perturbation"],
-                    str(int(row["severity"])),
-                    name[:3],
-                    _fmt(row["value"], row["ci_low"], row["ci_high"]),
-                    _fmt(deg["value"], deg["low"], deg["high"]) if deg else "–",
-                ]
-            )
-    return header, body
+                [row["perturbation"], str(int(row["severity"])), name[:3],
+                 _fmt(row["value"], row["ci_low"], row["ci_high"]),
+                 _point(perturbed, metric=f"{name}_degradation", **key)]
+            )  # fmt: skip
+    return body
 
 
-def _mce_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "mCE", "relative mCE", "corruptions"]
+def _comparison_rows(results: pd.DataFrame) -> list[list[str]]:
+    body = []
+    rows = ours(results)
+    rows = rows[rows["metric"].str.startswith("diff_")]
+    for _, row in rows.sort_values(["task", "condition", "metric"]).iterrows():
+        reference = row["metric"].split("_vs_", 1)[-1]
+        body.append(
+            [row["task"], CONDITION_TITLES.get(row["condition"], row["condition"]),
+             model_label(reference), _fmt(row["value"], row["ci_low"], row["ci_high"])]
+        )  # fmt: skip
+    return body
+
+
+def _mce_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     body = []
     for task, entry in summary.items():
         mce = entry.get("mce") if isinstance(entry, Mapping) else None
@@ -448,101 +611,79 @@ def _mce_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
                     str(mce.get("corruptions", "")),
                 ]
             )
-    return header, body
+    return body
 
 
-def markdown_table(header: list[str], body: list[list[str]]) -> str:
-    if not body:
-        return "_none_\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines) + "\n"
+def report_sections(
+    results: pd.DataFrame,
+    summary: Mapping[str, Any],
+    training_perturbations: Sequence[Sequence[str]] = (),
+) -> list[dict[str, Any]]:
+    """The long tables of the report (folded in HTML)."""
+    sections = [
+        {"title": "Ours minus each reference (paired bootstrap)",
+         "note": "Difference of the main metric on the same test rows; the interval is a paired "
+                 "percentile bootstrap. Positive = ours is better.",
+         "header": ["task", "condition", "reference", "difference [95 % CI]"],
+         "rows": _comparison_rows(results), "open": True},
+        {"title": "Clean test sets, every metric and scorer",
+         "note": "Selected on validation, evaluated once on test. In-domain = the training "
+                 "domains' test split; cross-domain = the held-out domain.",
+         "header": ["task", "model", "metric", "in-domain test",
+                    "cross-domain test (held-out domain)"],
+         "rows": _clean_rows(results), "open": False},
+        {"title": "Perturbed in-domain test sets",
+         "note": "Each corruption applied with the manifest's seed (one corruption per image, "
+                 "per-row text edits), the same inputs for every scorer; drop = clean - "
+                 "perturbed (paired bootstrap 95 % CI).",
+         "header": ["task", "model", "perturbation", "modality", "severity",
+                    "main metric [95 % CI]", "drop"],
+         "rows": _perturbed_rows(results), "open": False},
+        {"title": "Retrieval ranks (ours)",
+         "note": "Contrastive top-k then ITM re-rank; degradation = perturbed - clean mean rank.",
+         "header": ["perturbation", "severity", "direction", "mean rank",
+                    "degradation [95 % CI]"],
+         "rows": _rank_rows(results), "open": False},
+        {"title": "Mean corruption error against a baseline run",
+         "note": "CE_c = sum_s E_model / sum_s E_baseline (E = 1 - main metric); relative mCE "
+                 "subtracts each model's clean error. Only with evaluation.baseline_metrics.",
+         "header": ["task", "mCE", "relative mCE", "corruptions"],
+         "rows": _mce_rows(summary), "open": False},
+    ]  # fmt: skip
+    if training_perturbations:
+        sections.append(
+            {"title": "Training vs evaluation perturbations",
+             "note": "Families the pre-training degraded views draw from beside those the "
+                     "evaluation applies; a family in both is leakage, not robustness.",
+             "header": ["family", "training (pre-training views)", "evaluation"],
+             "rows": [list(row) for row in training_perturbations], "open": True}
+        )  # fmt: skip
+    return sections
 
 
-def html_table(header: list[str], body: list[list[str]]) -> str:
-    if not body:
-        return "<p><em>none</em></p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-def _sections(
-    results: pd.DataFrame, summary: Mapping[str, Any]
-) -> list[tuple[str, str, tuple[list[str], list[list[str]]]]]:
-    return [
-        (
-            "Clean test sets",
-            "Selected on validation, evaluated once on test. In-domain = the training domains' "
-            "test split; cross-domain = the held-out domain.",
-            _clean_table(results),
-        ),
-        (
-            "Perturbed in-domain test set",
-            "Each corruption applied on the fly with the manifest's seed; drop = clean - "
-            "perturbed (paired bootstrap 95 % CI).",
-            _perturbed_table(results),
-        ),
-        (
-            "Retrieval ranks",
-            "Contrastive top-k then ITM re-rank; degradation = perturbed - clean mean rank.",
-            _rank_table(results),
-        ),
-        (
-            "Mean corruption error against the baseline",
-            "CE_c = sum_s E_model / sum_s E_baseline (E = 1 - main metric); relative mCE "
-            "subtracts each model's clean error. Only with evaluation.baseline_metrics.",
-            _mce_table(summary),
-        ),
-    ]
-
-
-def render_markdown(
+def render_report(
     results: pd.DataFrame,
     summary: Mapping[str, Any],
     context: Mapping[str, Any],
-    figures: Mapping[str, str],
+    figures: Mapping[str, tuple[str, Any]],
+    *,
+    fmt: str,
+    training_perturbations: Sequence[Sequence[str]] = (),
 ) -> str:
-    """The report as Markdown; ``figures`` maps a caption to a PNG path relative to it."""
-    lines = ["# Robustness report", ""]
-    lines += [f"- **{key}**: {value}" for key, value in context.items()]
-    lines.append("")
-    for title, note, table in _sections(results, summary):
-        lines += [f"## {title}", "", note, "", markdown_table(*table)]
-    lines += ["## Figures", ""]
-    lines += [f"![{caption}]({path})" for caption, path in figures.items()]
-    return "\n".join(lines) + "\n"
-
-
-def render_html(
-    results: pd.DataFrame,
-    summary: Mapping[str, Any],
-    context: Mapping[str, Any],
-    figures: Mapping[str, tuple[str, str]],
-) -> str:
-    """A self-contained HTML report; ``figures`` maps a caption to (PNG path, base64 PNG)."""
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Robustness report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
-        "padding:3px 6px}th{background:#eee}img{max-width:100%}</style></head><body>",
-        "<h1>Robustness report</h1><ul>",
-    ]
-    parts += [
-        f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in context.items()
-    ]
-    parts.append("</ul>")
-    for title, note, table in _sections(results, summary):
-        parts += [f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(note)}</p>"]
-        parts.append(html_table(*table))
-    parts.append("<h2>Figures</h2>")
-    for caption, (path, encoded) in figures.items():
-        parts.append(
-            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
-            f"<figcaption>{html.escape(caption)} (<a href='{html.escape(path)}'>"
-            f"{html.escape(path)}</a>)</figcaption></figure>"
-        )
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    """The robustness report as ``fmt`` ``"html"`` (self-contained) or ``"md"``; ``figures``
+    maps a caption to (PNG path relative to the report, matplotlib figure)."""
+    page = {
+        "title": "Robustness report",
+        "meta": dict(context),
+        "cards": headline_cards(results, summary),
+        "figures": [
+            {
+                "caption": caption,
+                "path": path,
+                "base64": figure_to_base64(figure) if fmt == "html" else "",
+            }
+            for caption, (path, figure) in figures.items()
+        ],
+        "sections": report_sections(results, summary, training_perturbations),
+    }
+    return render(f"report.{fmt}.j2", **page)

@@ -133,4 +133,3 @@ def classifier_logits(
     finally:
         model.train(was_training)
     return torch.cat(logits)
-

@@ -14,6 +14,9 @@ FRACTIONS = ("overall", "closed", "open", "accuracy", "macro_f1")
 
 
 def _is_fraction(metric: str) -> bool:
+    """Accuracies and recalls (not their drops or differences, which may be negative)."""
+    if metric.startswith(("drop_", "diff_")):
+        return False
     return metric in FRACTIONS or "r@" in metric
 
 
@@ -68,12 +71,31 @@ def test_finetune_then_evaluation_writes_report_metrics_and_plots(
             assert 0 <= point <= 1
             low, high = (summary[task][condition][f"{metric}_ci_{s}"] for s in ("low", "high"))
             assert low <= point <= high
+    # every reference is scored on the same rows as the model, with a verdict per task
+    assert {"ours", "from_scratch", "majority", "question_prior", "text_tfidf", "image_pixels",
+            "chance", "tfidf_pixels_cca"} <= set(results["model"])  # fmt: skip
+    counts = results[(results["metric"] == "n") & (results["condition"] != "domain")]
+    assert (counts.groupby(["task", "condition", "perturbation", "severity"])["value"].nunique()
+            == 1).all()  # fmt: skip
+    for task in TASKS:
+        for condition in ("in_domain", "cross_domain"):
+            verdict = summary[task]["verdict"][condition]
+            assert verdict["reference"] in summary[task]["references"]
+            assert verdict["difference_ci_low"] <= verdict["difference"]
     html = (reporting / "robustness_report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    # what a reader came for first: the headline cards, then the figures, then the tables
+    assert html.index('id="headline"') < html.index("<figure") < html.index("<details")
+    # severity, domains, retrieval ranks and the fine-tuning validation curves
+    assert html.count("data:image/png;base64,") == 4
     assert "cross-domain test (held-out domain)" in html
     markdown = (reporting / "robustness_report.md").read_text()
     assert "robustness_severity.png" in markdown and "| vqa |" in markdown
-    for name in ("robustness_severity", "robustness_domains", "robustness_retrieval_ranks"):
+    for name in (
+        "robustness_severity",
+        "robustness_domains",
+        "robustness_retrieval_ranks",
+        "finetune_validation",
+    ):
         assert (reporting / f"{name}.png").stat().st_size > 1000
 
     # The store the run logged to (MLflow caches stores by URI, and the URI is relative).

@@ -74,6 +74,9 @@ def run_pipeline(setting: str, seed: int) -> Pipeline:
         ),
         backbone,
         _run_node(finetune.create_pipeline(), "finetune_tasks", "finetune", setting, seed),
+        # the no_pretraining setting is the ablation's from-scratch reference: off per run
+        # (ablation.finetune.reference_from_scratch: false), the node still writes its manifest
+        _run_node(finetune.create_pipeline(), "finetune_reference", "finetune", setting, seed),
         _run_node(evaluation.create_pipeline(), "evaluate_models", "evaluation", setting, seed),
     ]
     return pipeline(

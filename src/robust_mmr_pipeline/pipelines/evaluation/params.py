@@ -14,7 +14,10 @@ class EvaluationParams:
     ``"all"``; ``severities`` keeps those severities of the perturbed sets. ``n_boot``
     bootstrap resamples for every 95 % CI. ``baseline_metrics``: a baseline run's
     ``evaluation_severity.csv`` (e.g. the MMR preset's); with it the report gives mCE.
-    ``retrieval_k`` None: the k the retrieval model was fine-tuned with.
+    ``retrieval_k`` None: the k the retrieval model was fine-tuned with. ``baselines``: the
+    trivial references scored beside the model (``robust_mmr_pipeline.baselines``: ``"all"``,
+    a list of names, or ``[]`` for none); the from-scratch reference comes from the finetune
+    pipeline (``finetune.reference_from_scratch``).
     """
 
     tasks: list[str] | None = None
@@ -28,6 +31,7 @@ class EvaluationParams:
     seed: int = 0
     retrieval_k: int | None = None
     baseline_metrics: str | None = None
+    baselines: list[str] | str = "all"
     log_to_mlflow: bool = True
 
     def __post_init__(self) -> None:
@@ -43,6 +47,15 @@ class EvaluationParams:
                 raise ValueError(f"unknown task(s) {bad}")
         if self.batch_size < 1 or self.n_boot < 0:
             raise ValueError("batch_size must be >= 1 and n_boot >= 0")
+        if isinstance(self.baselines, str) and self.baselines != "all":
+            raise ValueError(f"baselines must be a list of names or 'all', got {self.baselines!r}")
+        if not isinstance(self.baselines, str):
+            from robust_mmr_pipeline.baselines import BASELINES
+
+            known = {name for names in BASELINES.values() for name in names}
+            unknown = sorted(set(self.baselines) - known)
+            if unknown:
+                raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(known)}")
         if self.retrieval_k is not None and self.retrieval_k < 1:
             raise ValueError("retrieval_k must be >= 1 (or null)")
 

@@ -1,4 +1,5 @@
-"""Evaluation: every fine-tuned task on in-domain, cross-domain and perturbed test sets."""
+"""Evaluation: every fine-tuned task beside its references (from scratch, trivial baselines) on
+in-domain, cross-domain and perturbed test sets."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -12,6 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 evaluate_models,
                 inputs=[
                     "finetune_manifest",
+                    "finetune_reference_manifest",
                     "split_vqa",
                     "split_classification",
                     "split_pairs",
@@ -24,13 +26,19 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 report_robustness,
-                inputs=["evaluation_results", "finetune_manifest", "params:evaluation"],
+                inputs=[
+                    "evaluation_results",
+                    "finetune_manifest",
+                    "finetune_reference_manifest",
+                    "params:evaluation",
+                ],
                 outputs=[
                     "evaluation_metrics",
                     "evaluation_severity",
                     "robustness_severity_plot",
                     "robustness_domain_plot",
                     "robustness_retrieval_plot",
+                    "finetune_validation_plot",
                     "robustness_report_md",
                     "robustness_report_html",
                 ],

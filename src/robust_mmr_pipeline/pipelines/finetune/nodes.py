@@ -1,8 +1,7 @@
-"""Fine-tuning node: a thin wrapper over ``robust_mmr_pipeline.recipes.finetune``."""
+"""Fine-tuning nodes: thin wrappers over ``robust_mmr_pipeline.recipes.finetune``."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pandas as pd
@@ -10,8 +9,6 @@ import pandas as pd
 from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.finetune.params import FinetuneParams
 from robust_mmr_pipeline.recipes import finetune as recipe
-
-logger = logging.getLogger(__name__)
 
 
 def _task_tables(
@@ -24,6 +21,16 @@ def _task_tables(
     return {"vqa": split_vqa, "classification": split_classification, "retrieval": pairs}
 
 
+def _log_best_step(prefix: str) -> Any:
+    def log(task: str, summary: Any) -> None:
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            mlflow.log_metrics({f"{prefix}/{task}/best_step": float(summary.best_step)})
+
+    return log
+
+
 def finetune_tasks(
     split_vqa: pd.DataFrame,
     split_classification: pd.DataFrame,
@@ -33,72 +40,49 @@ def finetune_tasks(
     pretrain_checkpoint: dict[str, Any],
     parameters: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fine-tune every configured task on the protocol's train split, select on its val split.
-
-    Returns the manifest (per task: best checkpoint, step, validation history, the rows it saw)
-    and the flat validation metrics for ``dvc metrics show``.
-    """
+    """Fine-tune every configured task from the pre-trained backbone (or from scratch when
+    ``finetune.from_scratch``), select on the protocol's val split."""
     params = parse(FinetuneParams, parameters, "finetune")
-    tables = _task_tables(params, split_vqa, split_classification, split_pairs)
-    if not params.from_scratch and not pretrain_checkpoint.get("checkpoint"):
-        raise ValueError(
-            "finetune.from_scratch is false but the backbone manifest names no checkpoint "
-            "(a no-pretraining manifest): set finetune.from_scratch: true or run pretrain first."
+    return recipe.finetune_all(
+        _task_tables(params, split_vqa, split_classification, split_pairs),
+        image_cache["cache_dir"],
+        tokenizer,
+        pretrain_checkpoint,
+        params,
+        from_scratch=params.from_scratch,
+        output_dir=params.output_dir,
+        on_task_done=_log_best_step("finetune"),
+    )
+
+
+def finetune_reference(
+    split_vqa: pd.DataFrame,
+    split_classification: pd.DataFrame,
+    split_pairs: pd.DataFrame,
+    image_cache: dict[str, Any],
+    tokenizer: Any,
+    pretrain_checkpoint: dict[str, Any],
+    parameters: dict[str, Any],
+) -> dict[str, Any]:
+    """The no-pretraining reference: the same tasks, architecture and recipe from random
+    weights (``finetune.reference_from_scratch``; nothing when the main run is already from
+    scratch)."""
+    params = parse(FinetuneParams, parameters, "finetune")
+    if not params.reference_from_scratch or params.from_scratch:
+        reason = (
+            "finetune.reference_from_scratch is false"
+            if not params.reference_from_scratch
+            else "the main run is itself from scratch"
         )
-    backbone = None if params.from_scratch else pretrain_checkpoint["checkpoint"]
-    model_config = recipe.manifest_backbone_config(pretrain_checkpoint, params.model)
-    manifest: dict[str, Any] = {
-        "protocol": params.protocol,
-        "from_scratch": params.from_scratch,
-        "backbone_checkpoint": backbone,
-        "preset": pretrain_checkpoint.get("preset"),
-        "text_kinds": list(params.text_kinds),
-        "tasks": {},
-    }
-    metrics: dict[str, Any] = {}
-    for task in params.tasks:
-        train_rows = recipe.task_rows(tables[task], params.protocol, "train")
-        val_rows = recipe.task_rows(tables[task], params.protocol, "val")
-        logger.info(
-            "Fine-tuning %s (%s): %d train / %d val rows.",
-            task,
-            "from scratch" if params.from_scratch else "from pre-training",
-            len(train_rows),
-            len(val_rows),
-        )
-        summary = recipe.finetune_task(
-            task,
-            train_rows,
-            val_rows,
-            image_cache["cache_dir"],
-            tokenizer,
-            backbone,
-            model_config,
-            params.task_options.get(task, {}),
-            params.trainer_for(task),
-            params.task_dir(task),
-            log_to_mlflow=params.log_to_mlflow,
-        )
-        entry = summary.as_dict()
-        entry["retrieval_k"] = recipe.split_task_options(params.task_options.get(task))[1][
-            "retrieval_k"
-        ]
-        manifest["tasks"][task] = entry
-        metrics[task] = {
-            "best_step": summary.best_step,
-            **{f"val_{k}": v for k, v in summary.val_metrics.items() if _reported(k)},
-        }
-        _log_mlflow({f"finetune/{task}/best_step": float(summary.best_step)})
-    return manifest, metrics
-
-
-def _reported(name: str) -> bool:
-    """Validation metrics worth a `dvc metrics show` column (no counts, no timings)."""
-    return not (name == "n" or name.startswith("n_") or name.endswith(("_n", "seconds", "pairs")))
-
-
-def _log_mlflow(values: dict[str, float]) -> None:
-    import mlflow
-
-    if mlflow.active_run() is not None:
-        mlflow.log_metrics(values)
+        return {"tasks": {}, "skipped": reason}
+    manifest, _metrics = recipe.finetune_all(
+        _task_tables(params, split_vqa, split_classification, split_pairs),
+        image_cache["cache_dir"],
+        tokenizer,
+        pretrain_checkpoint,
+        params,
+        from_scratch=True,
+        output_dir=f"{params.output_dir}/from_scratch",
+        on_task_done=_log_best_step("finetune_from_scratch"),
+    )
+    return manifest

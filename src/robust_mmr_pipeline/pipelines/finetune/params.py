@@ -13,7 +13,9 @@ class FinetuneParams:
     """Fine-tuning of every task in ``tasks`` on ``protocol``'s train split, selected on val.
 
     ``from_scratch``: the no-pretraining baseline (the pre-trained architecture, random
-    weights). ``model`` overrides fields of that architecture (from-scratch runs only).
+    weights). ``reference_from_scratch``: also fine-tune every task from scratch with the same
+    recipe, as the reference the evaluation report puts beside the model. ``model`` overrides
+    fields of that architecture (from-scratch runs only).
     ``trainer`` holds TrainerConfig fields shared by the tasks, ``task_trainer`` per-task
     overrides; ``task_options`` per task: TaskOptions fields plus head_hidden_dim,
     head_dropout, answer_min_count, retrieval_k, eval_batch_size.
@@ -21,6 +23,7 @@ class FinetuneParams:
 
     tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))
     from_scratch: bool = False
+    reference_from_scratch: bool = True
     protocol: str = "in_domain"
     text_kinds: list[str] = field(default_factory=lambda: ["report", "caption"])
     model: dict[str, Any] = field(default_factory=dict)

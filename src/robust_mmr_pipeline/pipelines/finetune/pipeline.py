@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from robust_mmr_pipeline.pipelines.finetune.nodes import finetune_tasks
+from robust_mmr_pipeline.pipelines.finetune.nodes import finetune_reference, finetune_tasks
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -21,6 +21,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs=["finetune_manifest", "finetune_metrics"],
                 name="finetune_tasks",
+            ),
+            node(
+                finetune_reference,
+                inputs=[
+                    "split_vqa",
+                    "split_classification",
+                    "split_pairs",
+                    "image_cache",
+                    "tokenizer",
+                    "pretrain_checkpoint",
+                    "params:finetune",
+                ],
+                outputs="finetune_reference_manifest",
+                name="finetune_reference",
             ),
         ]
     )
