@@ -110,13 +110,20 @@ class TextConfig:
 
 @dataclass
 class FusionConfig:
-    """M3AE co-attention: ``num_layers`` layers per stream (self-attn, cross-attn, FFN)."""
+    """M3AE co-attention: ``num_layers`` layers per stream (self-attn, cross-attn, FFN).
+
+    ``pooling``: what the poolers (fused feature) and the contrastive embeddings read:
+    ``"cls"`` the first token (M3AE, for pre-trained encoders) or ``"mean"`` the masked token
+    mean (default: from-scratch encoders give near-identical CLS outputs at initialisation,
+    which stalls ITM and the task heads; see ``heads.Pooler``).
+    """
 
     hidden_size: int = 128
     num_layers: int = 2
     num_heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
+    pooling: Literal["cls", "mean"] = "mean"
 
 
 @dataclass
@@ -335,6 +342,7 @@ class ModelConfig:
         )
         need(all(s > 0 for s in v.pixel_std), "vision.pixel_std values must be > 0")
         need(t.arch in ("bert", "roberta"), f"text.arch: 'bert' or 'roberta', got {t.arch!r}")
+        need(f.pooling in ("cls", "mean"), f"fusion.pooling: 'cls' or 'mean', got {f.pooling!r}")
         need(
             len(set(t.special_token_ids)) == 5,
             f"text special token ids must be distinct, got {t.special_token_ids}",

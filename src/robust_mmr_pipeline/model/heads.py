@@ -3,7 +3,7 @@
 * :class:`MIMDecoder`   image stream [B, 1+K, d] + ids_restore -> pixels [B, N, p*p*C]
 * :class:`MLMHead`      text tokens [M, d] -> vocab logits [M, V] (weight tied to word embeddings)
 * :class:`ITMHead`      fused feature [B, 2d] -> match logits [B, 2]
-* :class:`Pooler`       first token, dense + tanh: [B, L, d] -> [B, d]
+* :class:`Pooler`       first token or masked token mean, dense + tanh: [B, L, d] -> [B, d]
 * :class:`ProjectionHead` contrastive projection [..., d] -> [..., 256]
 * :class:`Predictor`    the g / h MLPs of the robust consistency terms
 """
@@ -118,16 +118,34 @@ class ITMHead(nn.Module):
         return self.fc(fused)
 
 
-class Pooler(nn.Module):
-    """``tanh(x[:, 0] W + b)``: ``[B, L, d] -> [B, d]`` (M3AE / BERT pooler)."""
+def summarize_tokens(tokens: Tensor, mask: Tensor | None, mode: str) -> Tensor:
+    """``[B, L, d] -> [B, d]``: the first token (``"cls"``) or the mean of the tokens where
+    ``mask`` (``[B, L]``, 1 = token; None = all) is set (``"mean"``)."""
+    if mode == "cls":
+        return tokens[:, 0]
+    if mask is None:
+        return tokens.mean(dim=1)
+    weights = mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
-    def __init__(self, dim: int) -> None:
+
+class Pooler(nn.Module):
+    """``tanh(s(x) W + b)``: ``[B, L, d] -> [B, d]``, ``s`` = :func:`summarize_tokens`.
+
+    ``"cls"`` is the M3AE / BERT pooler (first token). ``"mean"`` (masked mean over the
+    tokens) is our default for encoders trained from scratch: at initialisation every sample's
+    CLS output is nearly the same vector, so heads reading it (ITM, VQA) sit on a plateau until
+    attention learns to fill it, while the token mean differs between samples from step 0.
+    """
+
+    def __init__(self, dim: int, mode: str = "cls") -> None:
         super().__init__()
+        self.mode = mode
         self.dense = nn.Linear(dim, dim)
         self.act = nn.Tanh()
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        return self.act(self.dense(tokens[:, 0]))
+    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.act(self.dense(summarize_tokens(tokens, mask, self.mode)))
 
 
 class ProjectionHead(nn.Module):

@@ -52,6 +52,7 @@ from robust_mmr_pipeline.model.heads import (
     Pooler,
     Predictor,
     ProjectionHead,
+    summarize_tokens,
 )
 from robust_mmr_pipeline.model.masking import (
     IGNORE_INDEX,
@@ -155,8 +156,8 @@ class MMRModel(nn.Module):
         self.fusion = CoAttentionFusion(
             self.text.width, self.vision.width, config.fusion, config.memory
         )
-        self.text_pooler = Pooler(d)
-        self.image_pooler = Pooler(d)
+        self.text_pooler = Pooler(d, config.fusion.pooling)
+        self.image_pooler = Pooler(d, config.fusion.pooling)
         # Heads exist only for enabled objectives: no unused parameters under DDP.
         self.mim_decoder = (
             MIMDecoder(d, config.vision.num_patches, config.vision.patch_dim, config.decoder)
@@ -223,7 +224,7 @@ class MMRModel(nn.Module):
         if input_ids is not None:
             if attention_mask is None:
                 raise ValueError("contrastive_embeddings: input_ids need an attention_mask")
-            text = self._text_embedding(self.text(input_ids, attention_mask))
+            text = self._text_embedding(self.text(input_ids, attention_mask), attention_mask)
         return image, text
 
     # Split encoding (retrieval): unimodal once per item, fusion per (image, text) pair. Ranking
@@ -237,12 +238,14 @@ class MMRModel(nn.Module):
     def embed_texts(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, L]`` ids + mask -> (fusion input ``t_0`` ``[B, L, d]``, embedding ``[B, d_c]``)."""
         tokens = self.text(input_ids, attention_mask)
-        return self.fusion.embed_text(tokens), self._text_embedding(tokens)
+        return self.fusion.embed_text(tokens), self._text_embedding(tokens, attention_mask)
 
     def fuse(self, image_embedded: Tensor, text_embedded: Tensor, attention_mask: Tensor) -> Tensor:
         """Fusion layers + poolers on embedded streams (row i with row i): fused ``[B, 2d]``."""
         out = self.fusion(image_embedded, text_embedded, attention_mask)
-        return fused_feature(self.text_pooler(out.text), self.image_pooler(out.image))
+        return fused_feature(
+            self.text_pooler(out.text, attention_mask), self.image_pooler(out.image)
+        )
 
     def itm_logits(self, fused: Tensor) -> Tensor:
         """ITM head on fused features: ``[B, 2d] -> [B, 2]`` (class 1 = matched)."""
@@ -257,11 +260,13 @@ class MMRModel(nn.Module):
 
     def _image_embedding(self, tokens: Tensor) -> Tensor:
         proj = self.image_contrastive if self.has_contrastive else self.fusion.image_proj
-        return F.normalize(proj(tokens[:, 0]), dim=-1)
+        summary = summarize_tokens(tokens, None, self._config.fusion.pooling)
+        return F.normalize(proj(summary), dim=-1)
 
-    def _text_embedding(self, tokens: Tensor) -> Tensor:
+    def _text_embedding(self, tokens: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         proj = self.text_contrastive if self.has_contrastive else self.fusion.text_proj
-        return F.normalize(proj(tokens[:, 0]), dim=-1)
+        summary = summarize_tokens(tokens, attention_mask, self._config.fusion.pooling)
+        return F.normalize(proj(summary), dim=-1)
 
     def param_groups(
         self, weight_decay: float, head_lr_mult: float = 1.0, base_lr: float | None = None
@@ -320,7 +325,7 @@ class MMRModel(nn.Module):
         t = self.text(input_ids, attention_mask)
         v0, t0 = self.fusion.embed(v, t)
         fusion_out = self.fusion(v0, t0, attention_mask, image_layer)
-        text_pooled = self.text_pooler(fusion_out.text)
+        text_pooled = self.text_pooler(fusion_out.text, attention_mask)
         image_pooled = self.image_pooler(fusion_out.image)
         fused = fused_feature(text_pooled, image_pooled)
         return _Pass(v, t, v0, t0, fusion_out, image_pooled, text_pooled, fused)
@@ -415,8 +420,8 @@ class MMRModel(nn.Module):
             scale = self._logit_scale()
             metrics["temperature"] = float(1.0 / scale.detach())
             if obj.gla_global:
-                t_emb = F.normalize(self.text_contrastive(clean.text_unimodal[:, 0]), dim=-1)
-                v_emb = F.normalize(self.image_contrastive(clean.image_unimodal[:, 0]), dim=-1)
+                t_emb = self._text_embedding(clean.text_unimodal, attn)
+                v_emb = self._image_embedding(clean.image_unimodal)
                 losses["gla_global"] = O.gla_global_loss(t_emb, v_emb, scale)
                 t2i = scale * t_emb @ v_emb.t()
             if obj.gla_local:
