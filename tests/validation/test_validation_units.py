@@ -45,8 +45,10 @@ def test_base_parameters_equal_the_dataclass_defaults() -> None:
         ({"warn": ["ids_unique"]}, "listed in both validation.fatal and validation.warn"),
         ({"text_length": {"vqa.answr": {"min": 1, "max": 5}}}, "vqa.answr"),
         ({"images": {"side": {"min": 64, "max": 32}}}, "min <= max"),
-        ({"phi": {"kinds": ["ssn"]}}, "unknown kind"),
-        ({"phi": {"extra_patterns": {"ssn": "([0-9]{3})-[0-9]{2}"}}}, "non-capturing"),
+        ({"phi": {"kinds": ["passport"]}}, "unknown kind"),
+        ({"phi": {"allowed_sources": {"roco": " "}}}, "give the reason"),
+        ({"images": {"max_pixels": 0}}, "max_pixels must be >= 1"),
+        ({"phi": {"extra_patterns": {"badge": "([0-9]{3})-[0-9]{2}"}}}, "non-capturing"),
         ({"split_overlap": {"between": [["train", "train"]]}}, "two different splits"),
         ({"min_rows": {"imgs": 1}}, "unknown table"),
         ({"imgaes": {}}, "imgaes"),
@@ -98,15 +100,24 @@ def test_phi_patterns_agree_between_arrow_and_python_strings() -> None:
 
 
 def test_phi_table_columns_and_extra_patterns() -> None:
-    vqa = pd.DataFrame({"qid": ["q1", "q2"], "question": ["SSN 123-45-6789?", "fine"]})
+    vqa = pd.DataFrame(
+        {"qid": ["site:q1", "site:q2"], "question": ["Badge BDG-1234 on the film?", "fine"]}
+    )
     params = parse(
         ValidationParams,
-        {"phi": {"extra_patterns": {"ssn": r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b"}}},
+        {"phi": {"kinds": ["ssn"], "extra_patterns": {"badge": r"\bBDG-[0-9]{4}\b"}}},
         "validation",
     )
     table = scan_tables({"vqa": vqa}, {"vqa": ["question"]}, {"vqa": "qid"}, params.phi.patterns())
     assert table.to_dict("records") == [
-        {"table": "vqa", "id": "q1", "column": "question", "kind": "ssn", "match": "123-45-6789"}
+        {
+            "table": "vqa",
+            "source": "site",
+            "id": "site:q1",
+            "column": "question",
+            "kind": "badge",
+            "match": "BDG-1234",
+        }
     ]
 
 
@@ -174,7 +185,7 @@ def test_report_files_are_written_and_escaped(summary_in_empty_cwd, tmp_path: Pa
     assert json.loads(paths["summary"].read_text())["success"] is True
     assert "WARN: class_counts · class_min_count" in markdown
     assert "## Summaries" in markdown and "Images per source and domain" in markdown
-    assert "<h2>PHI warnings</h2>" in html_text
+    assert "<h2>PHI findings</h2>" in html_text
     assert not list((tmp_path / "reports").glob(".*"))  # no temporary files left
 
 
