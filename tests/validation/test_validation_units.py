@@ -8,12 +8,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from validation_test_support import SHARED_DATA, requires_shared
+from PIL import Image, ImageFile, PngImagePlugin
+from validation_test_support import SHARED_DATA, requires_shared, write_png_header
 
 from robust_mmr_pipeline.params import ParameterError, parse, schema_for
 from robust_mmr_pipeline.validation.checks import CHECKS, DEFAULT_FATAL, DEFAULT_WARN
 from robust_mmr_pipeline.validation.config import ValidationParams
-from robust_mmr_pipeline.validation.images import IMAGE_CHECK_COLUMNS, check_images
+from robust_mmr_pipeline.validation.images import (
+    IMAGE_CHECK_COLUMNS,
+    check_file,
+    check_images,
+    outside_root,
+)
 from robust_mmr_pipeline.validation.phi import PHI_PATTERNS, scan_tables, scan_text
 from robust_mmr_pipeline.validation.report import (
     REPORT_FILES,
@@ -152,6 +158,68 @@ def test_image_check_without_path_column_reports_every_row(tmp_path: Path) -> No
     assert not table["exists"].any()
     assert set(table["error"]) == {"the images table lacks column(s) ['path']"}
     assert table["image_id"].tolist() == synthetic.tables["images"]["image_id"].tolist()
+
+
+@pytest.mark.parametrize("side", [12000, 20000])  # 20000^2 is past Pillow's own error limit
+def test_image_above_max_pixels_is_never_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int
+) -> None:
+    path = write_png_header(tmp_path / "huge.png", side, side)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "verify", no_decoding)
+    limit_before = Image.MAX_IMAGE_PIXELS
+    exists, in_root, decodes, width, height, _, _, error = check_file(
+        str(path), full_decode=True, root=str(tmp_path)
+    )
+    assert (exists, in_root, decodes, width, height) == (True, True, None, side, side)
+    assert f"{side} x {side} = {side * side:,} pixels, above validation.images.max_pixels" in error
+    assert limit_before == Image.MAX_IMAGE_PIXELS  # Pillow's global is restored
+
+
+def test_max_pixels_is_a_validation_setting(tmp_path: Path) -> None:
+    synthetic = make_synthetic(tmp_path / "s", n_images=3)
+    images = synthetic.tables["images"]
+    params = parse(ValidationParams, {"images": {"max_pixels": 100}}, "validation")
+    table = check_images(images, synthetic.roots, max_pixels=params.images.max_pixels)
+    assert table["decodes"].isna().all() and table["error"].str.contains("not decoded").all()
+    summary = validate_all(
+        {**synthetic.tables},
+        table,
+        scan_tables({}, {}, {}, {}),
+        params,
+    )
+    failed = {(c["check"], c["status"]) for c in summary["checks"] if not c["success"]}
+    assert ("image_pixels", "fatal") in failed
+
+
+def test_symlink_leaving_the_root_is_not_opened(tmp_path: Path) -> None:
+    root = tmp_path / "dataset"
+    root.mkdir()
+    secret = tmp_path / "secret.png"
+    Image.new("L", (40, 40)).save(secret)
+    (root / "link.png").symlink_to(secret)
+    (root / "inner").mkdir()
+    Image.new("L", (40, 40)).save(root / "inner" / "ok.png")
+    (root / "inner_link.png").symlink_to(root / "inner" / "ok.png")  # stays inside: fine
+    assert "outside the image root" in outside_root(root / "link.png", root)
+    assert outside_root(root / "inner_link.png", root) is None
+    assert "outside" in outside_root(root / "inner" / ".." / ".." / "secret.png", root)
+    images = pd.DataFrame(
+        {
+            "image_id": ["s:link", "s:inner"],
+            "source": ["s", "s"],
+            "path": ["link.png", "inner_link.png"],
+        }
+    )
+    table = check_images(images, {"s": str(root)})
+    assert table["in_root"].tolist() == [False, True]
+    assert pd.isna(table.loc[0, "decodes"]) and table.loc[0, "exists"]
+    assert str(secret.resolve()) in table.loc[0, "error"]
+    assert bool(table.loc[1, "decodes"])
 
 
 # ----------------------------------------------------------------------------- report

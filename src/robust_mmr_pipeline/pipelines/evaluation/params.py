@@ -68,8 +68,9 @@ def _check_perturbation_names(field_name: str, names: list[str]) -> None:
         if name in known:
             continue
         if name in others:
+            article = "an" if other == "image" else "a"
             problems.append(
-                f"{name!r} is a {other} perturbation (list it in {other}_perturbations)"
+                f"{name!r} is {article} {other} perturbation (list it in {other}_perturbations)"
             )
             continue
         close = difflib.get_close_matches(name, known, n=1)
