@@ -26,7 +26,7 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,8 @@ IMAGE_CHECK_COLUMNS: tuple[str, ...] = (
     "error",
 )
 
-# exists, in_root, decodes, width, height, mode, bytes, error
+# What check_file returns, in this order: the per-image columns after image_id and path.
+FILE_CHECK_FIELDS: tuple[str, ...] = IMAGE_CHECK_COLUMNS[2:]
 FileCheck = tuple[
     bool, bool | None, bool | None, int | None, int | None, str | None, int | None, str | None
 ]
@@ -63,10 +64,15 @@ def outside_root(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> 
     be a link to ``/etc/passwd``. Both paths are resolved with ``os.path.realpath``.
     """
     real = os.path.realpath(path)
-    real_root = os.path.realpath(root)
+    real_root = _real_root(os.fspath(root))
     if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
         return None
     return f"the path resolves to {real}, outside the image root {real_root} (a symbolic link?)"
+
+
+@lru_cache(maxsize=64)
+def _real_root(root: str) -> str:  # one source root serves thousands of images
+    return os.path.realpath(root)
 
 
 def pixel_problem(width: int, height: int, max_pixels: int | None) -> str | None:
