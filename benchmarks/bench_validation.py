@@ -33,7 +33,7 @@ SHARED_DATA = Path(
 
 def _bench_real_images(folder: Path, workers: int) -> dict[str, Any] | None:
     """Throughput of the file check on real JPEGs (None when the folder is absent)."""
-    from robust_mmr_pipeline.validation.images import check_files
+    from robust_mmr_pipeline.validation.images import FILE_CHECK_FIELDS, check_files
 
     paths = sorted(str(p) for p in folder.glob("*.jpg")) if folder.is_dir() else []
     if not paths:
@@ -47,7 +47,8 @@ def _bench_real_images(folder: Path, workers: int) -> dict[str, Any] | None:
         started = time.perf_counter()
         results = check_files(paths, workers=n_workers, min_parallel=0, full_decode=full)
         seconds = time.perf_counter() - started
-        if not all(r[1] for r in results):
+        decodes = FILE_CHECK_FIELDS.index("decodes")
+        if not all(r[decodes] for r in results):
             raise RuntimeError(f"a real image in {folder} failed the file check")
         runs[label] = {
             "workers": n_workers,

@@ -100,7 +100,17 @@ def test_one_stage_per_chain_pipeline_in_order() -> None:
     for name, stage in STAGES.items():
         assert stage["cmd"] == f"kedro run --pipelines {name}"
         assert f"src/robust_mmr_pipeline/pipelines/{name}" in stage["deps"]
-        assert stage["params"] == [{f"conf/base/parameters_{name}.yml": [name]}]
+        # its own section, plus each key of another section its nodes read
+        pipeline = importlib.import_module(f"robust_mmr_pipeline.pipelines.{name}")
+        borrowed = sorted(
+            key.removeprefix("params:")
+            for key in pipeline.create_pipeline().inputs()
+            if key.startswith("params:") and key.removeprefix("params:").split(".")[0] != name
+        )
+        assert stage["params"] == [
+            {f"conf/base/parameters_{name}.yml": [name]},
+            *({f"conf/base/parameters_{key.split('.')[0]}.yml": [key]} for key in borrowed),
+        ]
 
 
 def test_every_output_belongs_to_exactly_one_stage() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
-from robust_mmr_pipeline.params import validate_sections
+from robust_mmr_pipeline.params import check_sections, validate_sections
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +31,27 @@ def _param_sections(pipeline: Pipeline) -> list[str]:
     return sorted(sections)
 
 
-class ParameterValidationHooks:
-    """Fail before the first node runs when a parameter section does not match its dataclass."""
+def _sections_read_by_registered_pipelines() -> set[str]:
+    from kedro.framework.project import pipelines
 
-    @hook_impl
+    return {section for registered in pipelines.values() for section in _param_sections(registered)}
+
+
+class ParameterValidationHooks:
+    """Fail before the first node runs when a top-level parameter key is no known section (a
+    misspelt ``--params pretrian.x=1``) or a section the pipeline reads does not match its
+    dataclass. Runs first (``tryfirst``): no MLflow run is opened for a broken configuration."""
+
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
-        validate_sections(catalog.load("parameters"), _param_sections(pipeline))
+        params = catalog.load("parameters")
+        check_sections(
+            params,
+            read_by_nodes=_sections_read_by_registered_pipelines(),
+            from_cli=set(run_params.get("runtime_params") or {}),
+            env=run_params.get("env"),
+        )
+        validate_sections(params, _param_sections(pipeline))
 
 
 class MlflowExperimentHooks:

@@ -3,12 +3,15 @@
 Validation uses pydantic's ``TypeAdapter`` over plain dataclasses (types are coerced and checked,
 ``__post_init__`` checks run) plus a strict walk that rejects unknown keys, so a typo in
 ``conf/`` fails before the run instead of being ignored. The ``ParameterValidationHooks`` in
-``hooks.py`` call :func:`validate_sections` for every section the pipeline about to run reads.
+``hooks.py`` call :func:`check_sections` on every top-level key (a misspelt section such as
+``pretrian`` would otherwise be ignored) and :func:`validate_sections` for every section the
+pipeline about to run reads. Every message is one paragraph: what is wrong, where, the fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import types
 import typing
@@ -33,8 +36,47 @@ PARAM_SCHEMAS: dict[str, str] = {
 }
 
 
+# Top-level parameter sections without a typed config that no pipeline node reads but that are
+# wanted all the same (e.g. read by a notebook): list them here, or they are reported as typos.
+EXTRA_SECTIONS: tuple[str, ...] = ()
+
+
 class ParameterError(ValueError):
     """Parameters do not match their typed config; the message names the key and the fix."""
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_sections(
+    params: Mapping[str, Any],
+    read_by_nodes: set[str] | frozenset[str] = frozenset(),
+    from_cli: set[str] | frozenset[str] = frozenset(),
+    env: str | None = None,
+) -> None:
+    """Raise ParameterError for a top-level key that is no known section.
+
+    Known: a section with a typed config (:data:`PARAM_SCHEMAS`), one that a node of some
+    registered pipeline reads (``read_by_nodes``) or one listed in :data:`EXTRA_SECTIONS`.
+    ``from_cli`` (the keys given with ``--params``) and ``env`` only make the message say where
+    the key came from.
+    """
+    known = sorted(set(PARAM_SCHEMAS) | set(read_by_nodes) | set(EXTRA_SECTIONS))
+    unknown = [key for key in params if key not in known]
+    if not unknown:
+        return
+    problems = []
+    for key in unknown:
+        where = "--params" if key in from_cli else f"conf/{env or '<env>'}/parameters*.yml"
+        problems.append(f"'{key}' (from {where}){_did_you_mean(key, known)}")
+    raise ParameterError(
+        f"Unknown parameter section(s) {', '.join(problems)}: no typed config has them and no "
+        f"pipeline reads them, so their values would be silently ignored. Known sections: "
+        f"{', '.join(known)}. Fix: correct the spelling (a section of your own that only a "
+        "notebook reads goes into robust_mmr_pipeline.params.EXTRA_SECTIONS)."
+    )
 
 
 def _dataclass_of(annotation: Any) -> type | None:
@@ -53,7 +95,10 @@ def _unknown_keys(cls: type, data: Mapping[str, Any], prefix: str) -> list[str]:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     problems = [
-        f"{prefix}{key} (allowed: {', '.join(sorted(names))})" for key in data if key not in names
+        f"'{prefix}{key}'{_did_you_mean(str(key), sorted(names))} (allowed there: "
+        f"{', '.join(sorted(names))})"
+        for key in data
+        if key not in names
     ]
     for key, value in data.items():
         if key not in names:
@@ -84,22 +129,27 @@ def _list_item(annotation: Any) -> Any:
     return None
 
 
+def _error_text(error: Mapping[str, Any], section: str) -> str:
+    """One pydantic error as ``section.key.path: message`` (no input dump, no URL)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{section}.{location}: {message}" if location else message
+
+
 def parse(cls: type[T], data: Mapping[str, Any] | None, section: str) -> T:
     """Build ``cls`` from a parameters mapping, raising ParameterError naming the bad keys."""
     data = dict(data or {})
-    unknown = _unknown_keys(cls, data, "")
+    unknown = _unknown_keys(cls, data, f"{section}.")
+    fix = f"Fix it in conf/<env>/parameters_{section.partition('.')[0]}.yml or your --params."
     if unknown:
         raise ParameterError(
-            f"params:{section}: unknown key(s) {unknown}. Check the spelling in "
-            f"conf/*/parameters_{section}.yml or your --params."
+            f"Unknown parameter key(s) in params:{section}: {'; '.join(unknown)}. {fix}"
         )
     try:
         return TypeAdapter(cls).validate_python(data)
     except ValidationError as exc:
-        raise ParameterError(
-            f"params:{section} is invalid (fix it in conf/*/parameters_{section}.yml or "
-            f"--params):\n{exc}"
-        ) from exc
+        problems = "; ".join(_error_text(e, section).rstrip(".") for e in exc.errors())
+        raise ParameterError(f"Invalid parameters in params:{section}: {problems}. {fix}") from exc
 
 
 def schema_for(section: str) -> type:

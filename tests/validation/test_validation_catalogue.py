@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from validation_test_support import write_png_header
 
 from robust_mmr_pipeline.schema import PRIMARY_KEYS, conform
-from robust_mmr_pipeline.validation.config import ValidationParams
+from robust_mmr_pipeline.validation.config import PhiParams, ValidationParams
 from robust_mmr_pipeline.validation.images import check_images
 from robust_mmr_pipeline.validation.phi import scan_tables
 from robust_mmr_pipeline.validation.report import (
@@ -31,6 +32,7 @@ from robust_mmr_pipeline.validation.synthetic import make_synthetic, write_image
 
 SOURCE = "synthrad"  # promises disjoint splits (default validation.split_overlap)
 OTHER = "leaky"  # does not
+PUBLISHED = "published"  # opted out of the phi check (validation.phi.allowed_sources)
 
 
 @dataclass
@@ -125,6 +127,22 @@ def missing_file(ws: Workspace) -> str:
     return "synthrad:bad_missing"
 
 
+def oversized_png(ws: Workspace) -> str:
+    # a 12000 x 12000 header with a garbage IDAT: decoding it would fail, so only the size
+    # check may fire (it reads the header and decodes nothing)
+    write_png_header(ws.root / "bad_huge.png", 12000, 12000)
+    ws.image("synthrad:bad_huge", "bad_huge.png", size=12000)
+    return "synthrad:bad_huge"
+
+
+def symlink_out_of_root(ws: Workspace) -> str:
+    outside = ws.root.parent / "outside_secret.png"
+    write_image(outside, 48, 97)
+    (ws.root / "bad_link.png").symlink_to(outside)
+    ws.image("synthrad:bad_link", "bad_link.png")
+    return "synthrad:bad_link"
+
+
 def missing_image_root(ws: Workspace) -> str:
     ws.image("ghost:img", "img000000.png", source="ghost")
     return "ghost:img"
@@ -167,6 +185,36 @@ def blank_report(ws: Workspace) -> str:
 def phi_like_string(ws: Workspace) -> str:
     _pair_row(ws, "bad:phi", "Seen by Dr. Smith on 03/14/2012, call (555) 123-4567.")
     return "bad:phi"
+
+
+def phi_unlabelled_name(ws: Workspace) -> str:
+    _pair_row(ws, "bad:phi_name", "Patient John Smith was referred for a chest radiograph.")
+    return "bad:phi_name"
+
+
+def phi_upper_case_title(ws: Workspace) -> str:
+    _pair_row(ws, "bad:phi_title", "MR. JONES underwent CT of the abdomen.")
+    return "bad:phi_title"
+
+
+def phi_month_name_date(ws: Workspace) -> str:
+    _pair_row(ws, "bad:phi_dob", "Date of birth 14-Mar-1962, male.")
+    return "bad:phi_dob"
+
+
+def phi_spaced_phone(ws: Workspace) -> str:
+    _pair_row(ws, "bad:phi_phone", "Call the reading room at 555 123 4567.")
+    return "bad:phi_phone"
+
+
+def phi_ssn(ws: Workspace) -> str:
+    _pair_row(ws, "bad:phi_ssn", "SSN 123-45-6789 was on the requisition.")
+    return "bad:phi_ssn"
+
+
+def phi_in_opted_out_source(ws: Workspace) -> str:
+    _pair_row(ws, f"{PUBLISHED}:cap1", "CT of 14 March 2012 (courtesy of Dr. Alan Grant).")
+    return f"{PUBLISHED}:cap1"
 
 
 def replacement_character(ws: Workspace) -> str:
@@ -257,6 +305,8 @@ CASES: dict[str, tuple[Callable[[Workspace], str], set[str]]] = {
     "zero_byte_file": (zero_byte_file, {"image_decodes", "image_bytes"}),
     "missing_file": (missing_file, {"image_exists"}),
     "missing_image_root": (missing_image_root, {"image_exists"}),
+    "oversized_png": (oversized_png, {"image_pixels"}),
+    "symlink_out_of_root": (symlink_out_of_root, {"image_in_root"}),
     "one_by_one_image": (one_by_one_image, {"image_size"}),
     "palette_image": (palette_image, {"image_mode"}),
     "size_mismatch": (size_mismatch, {"image_dims_match"}),
@@ -264,6 +314,12 @@ CASES: dict[str, tuple[Callable[[Workspace], str], set[str]]] = {
     "empty_report": (empty_report, {"text_not_empty", "text_length"}),
     "blank_report": (blank_report, {"text_not_empty"}),
     "phi_like_string": (phi_like_string, {"phi"}),
+    "phi_unlabelled_name": (phi_unlabelled_name, {"phi"}),
+    "phi_upper_case_title": (phi_upper_case_title, {"phi"}),
+    "phi_month_name_date": (phi_month_name_date, {"phi"}),
+    "phi_spaced_phone": (phi_spaced_phone, {"phi"}),
+    "phi_ssn": (phi_ssn, {"phi"}),
+    "phi_in_opted_out_source": (phi_in_opted_out_source, {"phi_opted_out"}),
     "replacement_character": (replacement_character, {"text_encoding"}),
     "mojibake": (mojibake, {"text_encoding"}),
     "lone_surrogate": (lone_surrogate, {"text_encoding"}),
@@ -319,8 +375,14 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     synthetic = make_synthetic(root, n_images=30, source=SOURCE)
     ws = Workspace(tables=synthetic.tables, roots=dict(synthetic.roots), root=root)
     markers = {name: build(ws) for name, (build, _) in CASES.items()}
-    params = ValidationParams(max_examples=200)
-    return _validate(_append(ws), ws.roots, params), markers
+    return _validate(_append(ws), ws.roots, _catalogue_params()), markers
+
+
+def _catalogue_params() -> ValidationParams:
+    return ValidationParams(
+        max_examples=200,
+        phi=PhiParams(allowed_sources={PUBLISHED: "captions of published, consented cases"}),
+    )
 
 
 def test_clean_synthetic_tables_pass_without_warnings(tmp_path: Path) -> None:
@@ -343,7 +405,7 @@ def test_bad_input_gives_its_clear_failure(catalogue, case: str) -> None:
         if not c["success"] and any(marker in _values(e) for e in c["examples"])
     }
     assert hit == expected, f"{case}: marker {marker!r} failed {hit}, expected {expected}"
-    severities = ValidationParams().severities()
+    severities = _catalogue_params().severities()
     for check in summary["checks"]:
         if check["check"] in expected and not check["success"]:
             assert check["status"] == severities[check["check"]]
@@ -398,7 +460,7 @@ def test_missing_column_and_severity_lists(tmp_path: Path) -> None:
     tables["classification"] = conform(
         pd.concat([tables["classification"], duplicated], ignore_index=True), "classification"
     )
-    fatal = [n for n in ValidationParams().fatal if n != "ids_unique"]
+    fatal = [n for n in ValidationParams().fatal if n not in ("ids_unique", "phi")]
     params = ValidationParams(fatal=fatal, warn=["ids_unique"], skip=["phi", "text_length"])
     summary = _validate(tables, synthetic.roots, params)
     failed = [(c["table"], c["check"], c["status"]) for c in summary["checks"] if not c["success"]]

@@ -8,12 +8,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from validation_test_support import SHARED_DATA, requires_shared
+from PIL import Image, ImageFile, PngImagePlugin
+from validation_test_support import SHARED_DATA, requires_shared, write_png_header
 
 from robust_mmr_pipeline.params import ParameterError, parse, schema_for
 from robust_mmr_pipeline.validation.checks import CHECKS, DEFAULT_FATAL, DEFAULT_WARN
 from robust_mmr_pipeline.validation.config import ValidationParams
-from robust_mmr_pipeline.validation.images import IMAGE_CHECK_COLUMNS, check_images
+from robust_mmr_pipeline.validation.images import (
+    IMAGE_CHECK_COLUMNS,
+    check_file,
+    check_images,
+    outside_root,
+)
 from robust_mmr_pipeline.validation.phi import PHI_PATTERNS, scan_tables, scan_text
 from robust_mmr_pipeline.validation.report import (
     REPORT_FILES,
@@ -45,8 +51,10 @@ def test_base_parameters_equal_the_dataclass_defaults() -> None:
         ({"warn": ["ids_unique"]}, "listed in both validation.fatal and validation.warn"),
         ({"text_length": {"vqa.answr": {"min": 1, "max": 5}}}, "vqa.answr"),
         ({"images": {"side": {"min": 64, "max": 32}}}, "min <= max"),
-        ({"phi": {"kinds": ["ssn"]}}, "unknown kind"),
-        ({"phi": {"extra_patterns": {"ssn": "([0-9]{3})-[0-9]{2}"}}}, "non-capturing"),
+        ({"phi": {"kinds": ["passport"]}}, "unknown kind"),
+        ({"phi": {"allowed_sources": {"roco": " "}}}, "give the reason"),
+        ({"images": {"max_pixels": 0}}, "max_pixels must be >= 1"),
+        ({"phi": {"extra_patterns": {"badge": "([0-9]{3})-[0-9]{2}"}}}, "non-capturing"),
         ({"split_overlap": {"between": [["train", "train"]]}}, "two different splits"),
         ({"min_rows": {"imgs": 1}}, "unknown table"),
         ({"imgaes": {}}, "imgaes"),
@@ -98,15 +106,24 @@ def test_phi_patterns_agree_between_arrow_and_python_strings() -> None:
 
 
 def test_phi_table_columns_and_extra_patterns() -> None:
-    vqa = pd.DataFrame({"qid": ["q1", "q2"], "question": ["SSN 123-45-6789?", "fine"]})
+    vqa = pd.DataFrame(
+        {"qid": ["site:q1", "site:q2"], "question": ["Badge BDG-1234 on the film?", "fine"]}
+    )
     params = parse(
         ValidationParams,
-        {"phi": {"extra_patterns": {"ssn": r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b"}}},
+        {"phi": {"kinds": ["ssn"], "extra_patterns": {"badge": r"\bBDG-[0-9]{4}\b"}}},
         "validation",
     )
     table = scan_tables({"vqa": vqa}, {"vqa": ["question"]}, {"vqa": "qid"}, params.phi.patterns())
     assert table.to_dict("records") == [
-        {"table": "vqa", "id": "q1", "column": "question", "kind": "ssn", "match": "123-45-6789"}
+        {
+            "table": "vqa",
+            "source": "site",
+            "id": "site:q1",
+            "column": "question",
+            "kind": "badge",
+            "match": "BDG-1234",
+        }
     ]
 
 
@@ -143,6 +160,68 @@ def test_image_check_without_path_column_reports_every_row(tmp_path: Path) -> No
     assert table["image_id"].tolist() == synthetic.tables["images"]["image_id"].tolist()
 
 
+@pytest.mark.parametrize("side", [12000, 20000])  # 20000^2 is past Pillow's own error limit
+def test_image_above_max_pixels_is_never_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int
+) -> None:
+    path = write_png_header(tmp_path / "huge.png", side, side)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "verify", no_decoding)
+    limit_before = Image.MAX_IMAGE_PIXELS
+    exists, in_root, decodes, width, height, _, _, error = check_file(
+        str(path), full_decode=True, root=str(tmp_path)
+    )
+    assert (exists, in_root, decodes, width, height) == (True, True, None, side, side)
+    assert f"{side} x {side} = {side * side:,} pixels, above validation.images.max_pixels" in error
+    assert limit_before == Image.MAX_IMAGE_PIXELS  # Pillow's global is restored
+
+
+def test_max_pixels_is_a_validation_setting(tmp_path: Path) -> None:
+    synthetic = make_synthetic(tmp_path / "s", n_images=3)
+    images = synthetic.tables["images"]
+    params = parse(ValidationParams, {"images": {"max_pixels": 100}}, "validation")
+    table = check_images(images, synthetic.roots, max_pixels=params.images.max_pixels)
+    assert table["decodes"].isna().all() and table["error"].str.contains("not decoded").all()
+    summary = validate_all(
+        {**synthetic.tables},
+        table,
+        scan_tables({}, {}, {}, {}),
+        params,
+    )
+    failed = {(c["check"], c["status"]) for c in summary["checks"] if not c["success"]}
+    assert ("image_pixels", "fatal") in failed
+
+
+def test_symlink_leaving_the_root_is_not_opened(tmp_path: Path) -> None:
+    root = tmp_path / "dataset"
+    root.mkdir()
+    secret = tmp_path / "secret.png"
+    Image.new("L", (40, 40)).save(secret)
+    (root / "link.png").symlink_to(secret)
+    (root / "inner").mkdir()
+    Image.new("L", (40, 40)).save(root / "inner" / "ok.png")
+    (root / "inner_link.png").symlink_to(root / "inner" / "ok.png")  # stays inside: fine
+    assert "outside the image root" in outside_root(root / "link.png", root)
+    assert outside_root(root / "inner_link.png", root) is None
+    assert "outside" in outside_root(root / "inner" / ".." / ".." / "secret.png", root)
+    images = pd.DataFrame(
+        {
+            "image_id": ["s:link", "s:inner"],
+            "source": ["s", "s"],
+            "path": ["link.png", "inner_link.png"],
+        }
+    )
+    table = check_images(images, {"s": str(root)})
+    assert table["in_root"].tolist() == [False, True]
+    assert pd.isna(table.loc[0, "decodes"]) and table.loc[0, "exists"]
+    assert str(secret.resolve()) in table.loc[0, "error"]
+    assert bool(table.loc[1, "decodes"])
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -174,7 +253,7 @@ def test_report_files_are_written_and_escaped(summary_in_empty_cwd, tmp_path: Pa
     assert json.loads(paths["summary"].read_text())["success"] is True
     assert "WARN: class_counts · class_min_count" in markdown
     assert "## Summaries" in markdown and "Images per source and domain" in markdown
-    assert "<h2>PHI warnings</h2>" in html_text
+    assert "<h2>PHI findings</h2>" in html_text
     assert not list((tmp_path / "reports").glob(".*"))  # no temporary files left
 
 

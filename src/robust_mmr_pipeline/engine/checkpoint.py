@@ -26,11 +26,13 @@ listing ignores and the next save removes; a folder with a final name is always 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import re
 import shutil
+import typing
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +46,13 @@ from safetensors.torch import load_file, save_file, save_model
 from safetensors.torch import load_model as _st_load_model
 from torch import nn
 
-from robust_mmr_pipeline.engine.registry import build_model, class_path, registered_name
+from robust_mmr_pipeline.engine.registry import (
+    _annotated_config_type,
+    build_model,
+    class_path,
+    registered_name,
+    resolve_model_class,
+)
 from robust_mmr_pipeline.engine.rng import RngState, rng_state_from_files, rng_states_to_files
 
 LOGGER = logging.getLogger(__name__)
@@ -467,6 +475,58 @@ def load_training_contents(path: str | os.PathLike[str], rank: int = 0) -> Check
     )
 
 
+MODEL_META_KEYS: tuple[str, ...] = ("format_version", "model_class", "config")
+
+
+def _unknown_config_keys(config_type: Any, data: Any, prefix: str) -> list[str]:
+    """Key paths in ``data`` that the config dataclass ``config_type`` does not have."""
+    if not dataclasses.is_dataclass(config_type):  # ``X | None``: the dataclass inside
+        inner = [a for a in typing.get_args(config_type) if dataclasses.is_dataclass(a)]
+        config_type = inner[0] if inner else None
+    if config_type is None or not isinstance(data, Mapping):
+        return []
+    hints = typing.get_type_hints(config_type)
+    names = {f.name for f in dataclasses.fields(config_type)}
+    unknown = [f"{prefix}{key}" for key in data if key not in names]
+    for key, value in data.items():
+        if key in names:
+            unknown += _unknown_config_keys(hints.get(key), value, f"{prefix}{key}.")
+    return unknown
+
+
+def read_model_meta(path: Path) -> dict[str, Any]:
+    """``model.json`` of the checkpoint folder ``path``, checked key by key.
+
+    An unknown top-level key, a missing ``model_class``, or a ``config`` key its model's config
+    class does not have raises :class:`CheckpointError` naming the folder, the file and the key
+    path (``config.vision.patch_sise``): nothing in model.json is silently ignored.
+    """
+    file = path / MODEL_META
+    meta = read_json(file)
+    where = f"Checkpoint {path}: {MODEL_META}"
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where} holds a JSON {type(meta).__name__}, not an object.")
+    unknown = sorted(set(meta) - set(MODEL_META_KEYS))
+    if unknown:
+        raise CheckpointError(
+            f"{where} has unknown key(s) {unknown} (allowed: {list(MODEL_META_KEYS)}). Fix: "
+            f"remove them from {file}, or use a checkpoint written by this project."
+        )
+    if "model_class" not in meta:
+        raise CheckpointError(f"{where} lacks the key 'model_class'.")
+    if not isinstance(meta.get("config", {}), dict):
+        raise CheckpointError(f"{where} key 'config' must be an object.")
+    cls = resolve_model_class(meta["model_class"])
+    config_type = getattr(cls, "config_class", None) or _annotated_config_type(cls)
+    unknown = _unknown_config_keys(config_type, meta.get("config", {}), "config.")
+    if unknown:
+        raise CheckpointError(
+            f"{where} has unknown key(s) {unknown} for {meta['model_class']}. Fix: remove or "
+            f"correct them in {file} (a checkpoint of another version of the project?)."
+        )
+    return meta
+
+
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:
     """The tokenizer saved in a checkpoint's ``tokenizer/`` folder, or None."""
     folder = resolve_checkpoint(path) / TOKENIZER_DIR
@@ -488,10 +548,15 @@ def load_model(
     ``trainer_state`` (None when absent).
     """
     path = verify_checkpoint(checkpoint_dir)
-    meta = read_json(path / MODEL_META)
-    if "model_class" not in meta:
-        raise CheckpointError(f"{path / MODEL_META} lacks 'model_class'.")
-    model = build_model(meta["model_class"], dict(meta.get("config", {})))
+    meta = read_model_meta(path)
+    try:
+        model = build_model(meta["model_class"], dict(meta.get("config", {})))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"Checkpoint {path}: {MODEL_META} key 'config' does not build "
+            f"{meta['model_class']}: {exc}. Fix: load a checkpoint written by this version of "
+            "the project, or correct the value in model.json."
+        ) from exc
     load_model_weights(model, path)
     model.to(device)
     model.eval()

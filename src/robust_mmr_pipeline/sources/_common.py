@@ -10,22 +10,33 @@ the line on a decode error (:func:`load_json`, :func:`read_text_lines`), record 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import hashlib
+import io
 import json
+import math
 import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from robust_mmr_pipeline.schema import SPLITS, SourceTables, conform, empty
+from robust_mmr_pipeline.validation.images import (
+    DEFAULT_MAX_PIXELS,
+    open_image,
+    outside_root,
+    pixel_problem,
+)
 
 OnBadRecord = Literal["raise", "drop"]
 BAD_RECORD_POLICIES: tuple[str, ...] = ("raise", "drop")
@@ -72,17 +83,41 @@ class ImageProbe:
     sha256: str
 
 
+class ImageTooLargeError(ValueError):
+    """The image header declares more pixels than the limit; nothing was decoded."""
+
+
+# The most pixels an image may have (validation.images.max_pixels): ingestion sets it for the
+# readers it calls (:func:`image_pixel_limit`), so the readers' signatures stay as published.
+_MAX_PIXELS: ContextVar[int | None] = ContextVar("max_image_pixels", default=DEFAULT_MAX_PIXELS)
+
+
+@contextmanager
+def image_pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """Within the block, :func:`probe_image` rejects images above ``max_pixels`` pixels."""
+    token = _MAX_PIXELS.set(max_pixels)
+    try:
+        yield
+    finally:
+        _MAX_PIXELS.reset(token)
+
+
 def probe_image(path: Path) -> ImageProbe:
     """Decode ``path`` fully (catching truncated files) and return its size and content hash.
 
-    Raises OSError / UnidentifiedImageError / ValueError for unreadable images.
+    The header's width x height is checked against the pixel limit (:func:`image_pixel_limit`)
+    before anything is decoded. Raises ImageTooLargeError above it, OSError /
+    UnidentifiedImageError / ValueError for unreadable images.
     """
     data = path.read_bytes()
     if not data:
         raise ValueError("zero-byte file")
-    with Image.open(path) as img:
-        img.load()
+    with open_image(path) as img:
         width, height = img.size
+        too_large = pixel_problem(width, height, _MAX_PIXELS.get())
+        if too_large is not None:
+            raise ImageTooLargeError(too_large)
+        img.load()
     return ImageProbe(width=width, height=height, sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -98,6 +133,8 @@ def _probe_with_reason(path: Path) -> ImageProbe | tuple[str, str]:
         return _MISSING_IMAGE
     try:
         return probe_image(path)
+    except ImageTooLargeError as exc:
+        return (f"image is too large: {exc}", "downscale the image, or raise the limit")
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         return (f"image cannot be decoded ({exc})", "re-download or re-export the image")
 
@@ -371,6 +408,15 @@ class ImageCatalog:
                 "use image names relative to the dataset folder",
             )
             return False
+        escape = outside_root(self.root / rel, self.root)
+        if escape is not None:  # the text is inside; a symbolic link on the way leads out
+            self.bad.report(
+                self.root / rel,
+                record,
+                f"image path {rel.as_posix()!r} leaves the dataset folder: {escape}",
+                "copy the image into the dataset folder instead of linking to it",
+            )
+            return False
         key = rel.as_posix()
         known = self._paths.get(image_id)
         if known is not None and known != key:
@@ -476,6 +522,30 @@ def canonical_split(value: Any) -> str | None:
         return None
     split = SPLIT_ALIASES.get(value.strip().lower())
     return split if split in SPLITS else None
+
+
+# Spellings of "no value" that spreadsheets and pandas write into CSV cells (case-insensitive).
+MISSING_VALUE_MARKERS: frozenset[str] = frozenset(
+    {"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "nat", "null", "none"}
+)
+
+
+def missing_value(value: Any) -> bool:
+    """Whether a cell means "no value": None, a float NaN, a blank string or a marker such as
+    ``NaN``, ``NA``, ``N/A``, ``null`` or ``None`` (any case)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and value.strip().lower() in MISSING_VALUE_MARKERS
+
+
+def label_problem(value: Any, column: str) -> str:
+    """Why ``value`` cannot be a class label ("" when it can): a missing label must not become
+    a class called "NaN"."""
+    if missing_value(value):
+        return f"label column {column!r} holds {value!r}, a missing value, not a class name"
+    return ""
 
 
 def clean_text(text: str) -> str:
@@ -588,11 +658,44 @@ def infer_modality(*texts: str) -> str | None:
 
 @dataclass(frozen=True)
 class CsvRow:
-    """One data row of a CSV annotation file."""
+    """One data row of a CSV annotation file (``problem``: why it is unusable, ``fix``: what to
+    do about it, both empty for a good row)."""
 
     line: int
     values: dict[str, str]
     problem: str
+    fix: str = ""
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_FIX_ENCODING = (
+    "re-save the file as UTF-8 (e.g. `iconv -f cp1252 -t utf-8 in.csv > out.csv`) or correct "
+    "the byte"
+)
+
+
+def undecodable_bytes(raw: bytes) -> list[int]:
+    """Byte offsets in ``raw`` where UTF-8 decoding fails (the first byte of each bad run)."""
+    offsets: list[int] = []
+    start = 0
+    while start < len(raw):
+        try:
+            raw[start:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            offsets.append(start + exc.start)
+            start += exc.end
+        else:
+            break
+    return offsets
+
+
+def _byte_problem(raw: bytes, offset: int) -> str:
+    """What a non-UTF-8 byte is: its value, line, byte offset and what cp1252 reads in it."""
+    byte = raw[offset]
+    line = raw.count(b"\n", 0, offset) + 1
+    guess = bytes([byte]).decode("cp1252", errors="replace")
+    hint = f" (in cp1252 / Latin-1 it reads {guess!r})" if guess != "\ufffd" else ""
+    return f"byte 0x{byte:02X} at line {line}, byte offset {offset} is not UTF-8{hint}"
 
 
 def read_csv_rows(
@@ -601,40 +704,52 @@ def read_csv_rows(
     """The data rows of a CSV file with a header row, as strings (no NA guessing).
 
     A header without one of ``columns`` raises IngestionError naming the columns present; a
-    row whose field count differs from the header's is returned with ``problem`` set, for the
-    adapter to report as a bad record. Blank rows are skipped; ``line`` is the row's last line
-    in the file (quoted fields may span lines).
+    row whose field count differs from the header's, or that holds bytes that are not UTF-8,
+    is returned with ``problem`` (and ``fix``) set, for the adapter to report as a bad record:
+    one bad byte costs its row, not the file. Blank rows are skipped; ``line`` is the row's
+    last line in the file (quoted fields may span lines).
     """
     require_file(path, source, "annotation file", "point the source's root at the published copy")
+    raw = path.read_bytes()
+    bad_offsets = undecodable_bytes(raw)
+    bad_lines = {raw.count(b"\n", 0, offset) + 1: offset for offset in reversed(bad_offsets)}
+    # Undecodable bytes become lone surrogates, so the rest of the file still parses.
+    text = codecs.decode(raw, "utf-8-sig", errors="surrogateescape")
     rows: list[CsvRow] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            header = [cell.strip() for cell in next(reader, [])]
-            if not header:
-                raise IngestionError(
-                    f"{source}: {path} is empty; expected a header row. Fix: {fix}"
-                )
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise IngestionError(
-                    f"{source}: {path} lacks column(s) {missing}; its header has {header}. "
-                    f"Fix: {fix}, or name the right columns in the reader's *_column options."
-                )
-            for cells in reader:
-                if not any(cell.strip() for cell in cells):
-                    continue
-                problem = ""
-                if len(cells) != len(header):
-                    problem = f"the row has {len(cells)} fields, the header {len(header)}"
-                values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
-                rows.append(CsvRow(reader.line_num, values, problem))
+        header = [cell.strip() for cell in next(reader, [])]
+        if not header:
+            raise IngestionError(f"{source}: {path} is empty; expected a header row. Fix: {fix}")
+        if any(_SURROGATE.search(cell) for cell in header):
+            offset = next(o for line, o in sorted(bad_lines.items()) if line <= reader.line_num)
+            raise IngestionError(
+                f"{source}: the header row of {path} is not UTF-8: {_byte_problem(raw, offset)}. "
+                f"Fix: {_FIX_ENCODING}."
+            )
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise IngestionError(
+                f"{source}: {path} lacks column(s) {missing}; its header has {header}. "
+                f"Fix: {fix}, or name the right columns in the reader's *_column options."
+            )
+        first_line = reader.line_num + 1
+        for parsed in reader:
+            cells, problem, row_fix = parsed, "", ""
+            if any(_SURROGATE.search(cell) for cell in parsed):
+                offset = next(o for line, o in sorted(bad_lines.items()) if first_line <= line)
+                problem, row_fix = _byte_problem(raw, offset), _FIX_ENCODING
+                cells = [_SURROGATE.sub("\ufffd", cell) for cell in parsed]
+            if not any(cell.strip() for cell in cells):
+                first_line = reader.line_num + 1
+                continue
+            if not problem and len(cells) != len(header):
+                problem = f"the row has {len(cells)} fields, the header {len(header)}"
+            values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
+            rows.append(CsvRow(reader.line_num, values, problem, row_fix))
+            first_line = reader.line_num + 1
     except csv.Error as exc:
         raise IngestionError(
             f"{source}: {path} is not valid CSV near line {reader.line_num}: {exc}. Fix: {fix}"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise IngestionError(
-            f"{source}: {path} is not UTF-8 text (byte {exc.start}): re-download the file."
         ) from exc
     return rows

@@ -38,6 +38,7 @@ from robust_mmr_pipeline.sources._common import (
     check_policy,
     check_root,
     clean_text,
+    label_problem,
     make_tables,
     parse_options,
     read_csv_rows,
@@ -105,12 +106,23 @@ def read(
         local_id = values[opts.id_column] if opts.id_column else f"{stem}-{index}"
         label = f"{local_id or '?'} (row {index + 1}, line {row.line})"
         if row.problem:
-            bad.report(path, label, f"malformed record: {row.problem}", _FIX_ROW)
+            bad.report(path, label, f"malformed record: {row.problem}", row.fix or _FIX_ROW)
             continue
         blank = [c for c in required if not values[c]]
         if blank:
             bad.report(path, label, f"malformed record: column(s) {blank} are empty", _FIX_ROW)
             continue
+        if opts.label_column:
+            missing_label = label_problem(values[opts.label_column], opts.label_column)
+            if missing_label:
+                bad.report(
+                    path,
+                    label,
+                    missing_label,
+                    "give the row its class label (or remove the row; leave label_column unset "
+                    "for an unlabelled CSV)",
+                )
+                continue
         record_id = f"{name}:{local_id}"
         if not ids.first(record_id, path, label):
             continue

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from robust_mmr_pipeline.schema import PRIMARY_KEYS, TABLES, SourceTables, concat
-from robust_mmr_pipeline.sources._common import IngestionError, OnBadRecord, find_duplicates
+from robust_mmr_pipeline.sources._common import (
+    IngestionError,
+    OnBadRecord,
+    find_duplicates,
+    image_pixel_limit,
+)
+from robust_mmr_pipeline.validation.images import DEFAULT_MAX_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -43,19 +49,23 @@ def read_one(spec: SourceLike, on_bad_record: OnBadRecord) -> SourceTables:
 
 
 def ingest_all(
-    specs: Iterable[SourceLike], on_bad_record: OnBadRecord
+    specs: Iterable[SourceLike],
+    on_bad_record: OnBadRecord,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> tuple[SourceTables, dict[str, str]]:
     """Read every enabled source; return the merged tables and each source's image root.
 
     Ids must be unique across sources (adapters prefix them with the source name); a clash
-    stops the run naming both the id and the fix.
+    stops the run naming both the id and the fix. An image with more than ``max_pixels``
+    pixels (validation.images.max_pixels) is a bad record, found from its header alone.
     """
     per_table: dict[str, list] = {name: [] for name in TABLES}
     roots: dict[str, str] = {}
     for spec in specs:
         if not spec.enabled:
             continue
-        tables = read_one(spec, on_bad_record)
+        with image_pixel_limit(max_pixels):
+            tables = read_one(spec, on_bad_record)
         roots[spec.source_name] = str(Path(spec.root).resolve())
         for name, frame in tables.as_dict().items():
             per_table[name].append(frame)

@@ -33,6 +33,10 @@ CHECKS: dict[str, str] = {
     "image_decodes": "the image file decodes (PNG structure and CRCs verified, JPEG "
     "entropy-decoded in draft mode, other formats fully decoded)",
     "image_size": "image width and height lie within validation.images.side",
+    "image_pixels": "width x height (read from the file header, nothing decoded above the "
+    "limit) is at most validation.images.max_pixels",
+    "image_in_root": "the image file, with every symbolic link resolved, lies inside "
+    "image_roots[source]",
     "image_mode": "the image mode is one of validation.images.modes",
     "image_bytes": "the file size lies within validation.images.bytes",
     "image_dims_match": "the decoded width and height equal those recorded in the images table",
@@ -45,8 +49,12 @@ CHECKS: dict[str, str] = {
     "source)",
     "class_min_count": "every classification label has at least validation.min_class_count "
     "rows available for training (split train or unassigned)",
-    "phi": "no obvious de-identification leak (dates, phone numbers, MRN-like numbers, e-mail "
-    "addresses, names after 'Dr.' or 'Patient:') in the text columns",
+    "phi": "no identifier (names after a title or a patient cue, dates, ages over 89, phone, "
+    "SSN, MRN-like and account numbers, e-mail and street addresses) in the text columns of a "
+    "source not listed in validation.phi.allowed_sources",
+    "phi_opted_out": "no identifier in the text columns of the sources listed in "
+    "validation.phi.allowed_sources (reported for the record: those sources are opted out of "
+    "the phi check)",
     "rejects": "ingestion dropped no records (on_bad_record: drop moves them to rejects)",
 }
 
@@ -63,7 +71,10 @@ DEFAULT_FATAL: tuple[str, ...] = (
     "text_not_empty",
     "image_exists",
     "image_decodes",
+    "image_pixels",
+    "image_in_root",
     "split_overlap",
+    "phi",
 )
 
 DEFAULT_WARN: tuple[str, ...] = tuple(name for name in CHECKS if name not in DEFAULT_FATAL)

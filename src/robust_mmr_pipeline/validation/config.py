@@ -18,6 +18,7 @@ from robust_mmr_pipeline.validation.checks import (
     Severity,
     resolve_severities,
 )
+from robust_mmr_pipeline.validation.images import DEFAULT_MAX_PIXELS
 from robust_mmr_pipeline.validation.phi import PHI_PATTERNS
 
 TEXT_COLUMNS: dict[str, tuple[int, int]] = {
@@ -48,12 +49,15 @@ class ImageCheckParams:
     fewer than ``min_parallel`` images are always checked in-process (a pool costs more than it
     saves). ``full_decode`` decodes every image completely instead of verifying PNG structure
     and decoding JPEG at 1/8 scale: slower, and only needed to catch corrupt pixel data behind
-    valid PNG checksums.
+    valid PNG checksums. ``max_pixels``: the most pixels (width x height, read from the file
+    header) an image may have; a larger one is never decoded, by ingestion (a bad record) or
+    here (the ``image_pixels`` check). It replaces Pillow's decompression-bomb limit.
     """
 
     workers: int = 2
     chunksize: int = 64
     min_parallel: int = 256
+    max_pixels: int = DEFAULT_MAX_PIXELS
     side: Bounds = field(default_factory=lambda: Bounds(min=32, max=16384))
     bytes: Bounds = field(default_factory=lambda: Bounds(min=64, max=256 * 1024 * 1024))
     modes: list[str] = field(
@@ -69,21 +73,36 @@ class ImageCheckParams:
             )
         if not self.modes:
             raise ValueError("validation.images.modes is empty; list the allowed PIL modes.")
+        if self.max_pixels < 1:
+            raise ValueError(
+                "validation.images.max_pixels must be >= 1 (width x height), got "
+                f"{self.max_pixels}."
+            )
 
 
 @dataclass
 class PhiParams:
     """The de-identification guard (``validation.phi``).
 
-    ``kinds`` lists the built-in patterns to apply (date, phone, mrn, email, doctor_name,
-    patient_name); ``extra_patterns`` adds kinds of your own as ``name: regex`` (the regex must
-    work both in Python's ``re`` and in RE2, e.g. no look-arounds or back-references).
+    ``kinds`` lists the built-in kinds to apply (see :mod:`robust_mmr_pipeline.validation.phi`);
+    ``extra_patterns`` adds kinds of your own as ``name: regex`` (the regex must work both in
+    Python's ``re`` and in RE2, e.g. no look-arounds or back-references). Identifiers found in
+    a source fail the ``phi`` check (fatal by default). ``allowed_sources`` is the explicit
+    opt-out: ``source name: why its texts may carry identifiers`` (e.g. published, consented
+    case reports); their findings are reported under ``phi_opted_out`` (a warning) instead.
     """
 
     kinds: list[str] = field(default_factory=lambda: list(PHI_PATTERNS))
     extra_patterns: dict[str, str] = field(default_factory=dict)
+    allowed_sources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        unexplained = sorted(name for name, why in self.allowed_sources.items() if not why.strip())
+        if unexplained:
+            raise ValueError(
+                f"validation.phi.allowed_sources: give the reason each source may carry "
+                f"identifiers (source: reason); {unexplained} have none."
+            )
         unknown = sorted(set(self.kinds) - set(PHI_PATTERNS))
         if unknown:
             raise ValueError(

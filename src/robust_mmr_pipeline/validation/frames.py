@@ -10,7 +10,7 @@ image id. Derived columns start with ``_`` and are left out of the example recor
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,9 +166,12 @@ def class_counts(classification: pd.DataFrame, sources: pd.Series) -> pd.DataFra
 
 
 def image_file_frame(image_checks: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
-    """The per-image table plus ``_dims_match``: decoded size equals the images table's
-    (<NA> where either is unknown)."""
+    """The per-image table plus ``_dims_match`` (decoded size equals the images table's; <NA>
+    where either is unknown) and ``_pixels`` (width x height from the header)."""
     frame = image_checks.reset_index(drop=True).copy()
+    if {"width", "height"} <= set(frame.columns):
+        width = pd.to_numeric(frame["width"], errors="coerce").astype("Int64")
+        frame["_pixels"] = width * pd.to_numeric(frame["height"], errors="coerce").astype("Int64")
     dims = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     if {"image_id", "width", "height"} <= set(images.columns) and not frame.empty:
         declared = images.drop_duplicates("image_id").set_index("image_id")[["width", "height"]]
@@ -187,6 +190,17 @@ def image_file_frame(image_checks: pd.DataFrame, images: pd.DataFrame) -> pd.Dat
     return frame
 
 
+def split_phi(
+    phi_warnings: pd.DataFrame, allowed_sources: Collection[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The PHI findings of sources that must carry none, and those of the opted-out sources."""
+    phi = phi_warnings.reset_index(drop=True)
+    if "source" not in phi.columns:
+        return phi, phi.iloc[0:0]
+    opted_out = phi["source"].isin(list(allowed_sources)).to_numpy(dtype=bool)
+    return phi[~opted_out].reset_index(drop=True), phi[opted_out].reset_index(drop=True)
+
+
 def build_frames(
     tables: Mapping[str, pd.DataFrame],
     image_checks: pd.DataFrame,
@@ -195,9 +209,11 @@ def build_frames(
     answer_vocab_scope: str,
     between: list[tuple[str, str]],
     disjoint_sources: list[str],
+    phi_allowed_sources: Collection[str] = (),
 ) -> dict[str, Frame]:
     """Every frame to validate, keyed by name: the five unified tables (with derived columns),
-    ``image_files``, ``phi_warnings``, ``split_overlap`` and ``class_counts``."""
+    ``image_files``, ``phi_warnings`` (sources that must carry no identifiers),
+    ``phi_opted_out`` (the others), ``split_overlap`` and ``class_counts``."""
     images = tables["images"].reset_index(drop=True)
     frames: dict[str, Frame] = {}
     for name in TABLES:
@@ -216,8 +232,9 @@ def build_frames(
     frames["image_files"] = Frame(
         image_file_frame(image_checks, images), _display(image_checks), "image_id"
     )
-    phi = phi_warnings.reset_index(drop=True)
+    phi, opted_out = split_phi(phi_warnings, phi_allowed_sources)
     frames["phi_warnings"] = Frame(phi, _display(phi), None)
+    frames["phi_opted_out"] = Frame(opted_out, _display(opted_out), None)
     split_tables = {n: frames[n].data for n in ("vqa", "classification")}
     overlap = split_membership(images, split_tables, between, disjoint_sources)
     frames["split_overlap"] = Frame(overlap, _display(overlap), "image_id")

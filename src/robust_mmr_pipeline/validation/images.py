@@ -1,7 +1,14 @@
 """The per-image file check: does each file of the images table exist, decode, and how big is it.
 
-One row per image: ``image_id, path, exists, decodes, width, height, mode, bytes, error``,
-which Great Expectations then validates (:mod:`robust_mmr_pipeline.validation.suites`).
+One row per image: ``image_id, path, exists, in_root, decodes, width, height, mode, bytes,
+error``, which Great Expectations then validates (:mod:`robust_mmr_pipeline.validation.suites`).
+
+Safety: the path is resolved (every symbolic link followed) and a file outside its source's
+image root is never opened (``in_root`` False). The header's width x height is compared with
+``validation.images.max_pixels`` before anything is decoded: a larger image is reported, not
+decoded (this limit replaces Pillow's own decompression-bomb check, whose warning let a
+12000 x 12000 PNG through). Ingestion applies the same two rules (:func:`outside_root`,
+:func:`open_image`).
 
 Speed: opening an image reads only its header. PNG files are then ``verify()``\\ -ed (every
 chunk's CRC and the final IEND chunk are checked, so truncation and byte corruption are caught
@@ -16,19 +23,25 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
+from contextlib import contextmanager
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from PIL import Image
 
+# 8000 x 8000: the largest radiographs (full-field mammograms, ~4096 x 5625 = 23 M pixels) fit
+# with room to spare; a 12000 x 12000 PNG (144 M pixels, ~430 MB decoded as RGB) does not.
+DEFAULT_MAX_PIXELS = 64_000_000
+
 IMAGE_CHECK_COLUMNS: tuple[str, ...] = (
     "image_id",
     "path",
     "exists",
+    "in_root",
     "decodes",
     "width",
     "height",
@@ -37,34 +50,98 @@ IMAGE_CHECK_COLUMNS: tuple[str, ...] = (
     "error",
 )
 
-# exists, decodes, width, height, mode, bytes, error
-FileCheck = tuple[bool, bool | None, int | None, int | None, str | None, int | None, str | None]
+# What check_file returns, in this order: the per-image columns after image_id and path.
+FILE_CHECK_FIELDS: tuple[str, ...] = IMAGE_CHECK_COLUMNS[2:]
+FileCheck = tuple[
+    bool, bool | None, bool | None, int | None, int | None, str | None, int | None, str | None
+]
 
 
-def check_file(path: str, full_decode: bool = False) -> FileCheck:
+def outside_root(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is not inside ``root`` once every symbolic link is resolved (None if it is).
+
+    The text of a path says nothing about where a symlink in it points: ``images/a.png`` may
+    be a link to ``/etc/passwd``. Both paths are resolved with ``os.path.realpath``.
+    """
+    real = os.path.realpath(path)
+    real_root = _real_root(os.fspath(root))
+    if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+        return None
+    return f"the path resolves to {real}, outside the image root {real_root} (a symbolic link?)"
+
+
+@lru_cache(maxsize=64)
+def _real_root(root: str) -> str:  # one source root serves thousands of images
+    return os.path.realpath(root)
+
+
+def pixel_problem(width: int, height: int, max_pixels: int | None) -> str | None:
+    """Why a ``width`` x ``height`` image is too large to decode (None if it is not)."""
+    if max_pixels is None or width * height <= max_pixels:
+        return None
+    return (
+        f"{width} x {height} = {width * height:,} pixels, above validation.images.max_pixels "
+        f"= {max_pixels:,} (not decoded)"
+    )
+
+
+@contextmanager
+def open_image(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
+    """``Image.open`` (reads the header only) without Pillow's decompression-bomb check.
+
+    Callers apply :func:`pixel_problem` to ``img.size`` before decoding anything: the
+    project's ``max_pixels`` replaces Pillow's global ``MAX_IMAGE_PIXELS`` (which only warns up
+    to twice its value, and whose error hides the image size). The global is restored after.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as img:
+            yield img
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_file(
+    path: str,
+    full_decode: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    root: str | None = None,
+) -> FileCheck:
     """Check one image file; never raises (a failure is described in the ``error`` field).
 
-    ``decodes`` is None when the file does not exist (so a missing file counts once, as
-    missing, not also as undecodable); ``width``, ``height`` and ``mode`` are the header's
-    whenever the header could be read.
+    ``decodes`` is None when the file does not exist, lies outside ``root`` (never opened) or
+    has more than ``max_pixels`` pixels (never decoded): such a file counts once, under its own
+    check. ``in_root`` is None when no ``root`` is given. ``width``, ``height`` and ``mode``
+    are the header's whenever the header could be read.
     """
+    in_root: bool | None = None
+    if root is not None:
+        escape = outside_root(path, root)
+        in_root = escape is None
+        if escape is not None:
+            exists = os.path.isfile(path)
+            return (exists, False, None, None, None, None, None, escape)
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        return (False, None, None, None, None, None, "file not found")
+        return (False, in_root, None, None, None, None, None, "file not found")
     except OSError as exc:
-        return (False, None, None, None, None, None, f"cannot stat file: {exc}")
+        return (False, in_root, None, None, None, None, None, f"cannot stat file: {exc}")
     if not stat.S_ISREG(info.st_mode):
-        return (False, None, None, None, None, None, "not a regular file")
+        return (False, in_root, None, None, None, None, None, "not a regular file")
     size = int(info.st_size)
     if size == 0:
-        return (True, False, None, None, None, 0, "zero-byte file")
+        return (True, in_root, False, None, None, None, 0, "zero-byte file")
     width = height = None
     mode = None
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             width, height = (int(v) for v in img.size)
             mode = img.mode
+            too_large = pixel_problem(width, height, max_pixels)
+            if too_large is not None:
+                return (True, in_root, None, width, height, mode, size, too_large)
             if full_decode:
                 img.load()
             elif img.format == "JPEG":
@@ -75,8 +152,16 @@ def check_file(path: str, full_decode: bool = False) -> FileCheck:
             else:
                 img.load()
     except Exception as exc:  # PIL raises many types (OSError, SyntaxError, struct.error, ...)
-        return (True, False, width, height, mode, size, f"{type(exc).__name__}: {exc}")
-    return (True, True, width, height, mode, size, None)
+        error = f"{type(exc).__name__}: {exc}"
+        return (True, in_root, False, width, height, mode, size, error)
+    return (True, in_root, True, width, height, mode, size, None)
+
+
+def _check_pair(
+    item: tuple[str, str | None], full_decode: bool, max_pixels: int | None
+) -> FileCheck:
+    path, root = item
+    return check_file(path, full_decode=full_decode, max_pixels=max_pixels, root=root)
 
 
 def check_files(
@@ -85,44 +170,55 @@ def check_files(
     chunksize: int = 64,
     min_parallel: int = 256,
     full_decode: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    roots: Sequence[str | None] | None = None,
 ) -> list[FileCheck]:
-    """:func:`check_file` over ``paths``, in ``workers`` processes (0: one per CPU core)."""
+    """:func:`check_file` over ``paths`` (each inside ``roots[i]`` when given), in ``workers``
+    processes (0: one per CPU core)."""
     n_workers = workers or os.cpu_count() or 1
-    check = partial(check_file, full_decode=full_decode)
-    if n_workers <= 1 or len(paths) < max(min_parallel, 2):
-        return [check(p) for p in paths]
-    n_workers = min(n_workers, len(paths))
-    chunk = max(1, min(chunksize, len(paths) // (n_workers * 4) or 1))
+    items = list(zip(paths, roots if roots is not None else [None] * len(paths), strict=True))
+    check = partial(_check_pair, full_decode=full_decode, max_pixels=max_pixels)
+    if n_workers <= 1 or len(items) < max(min_parallel, 2):
+        return [check(item) for item in items]
+    n_workers = min(n_workers, len(items))
+    chunk = max(1, min(chunksize, len(items) // (n_workers * 4) or 1))
     with ProcessPoolExecutor(max_workers=n_workers) as pool:
-        return list(pool.map(check, paths, chunksize=chunk))
+        return list(pool.map(check, items, chunksize=chunk))
 
 
-def resolve_paths(images: pd.DataFrame, roots: Mapping[str, str]) -> tuple[list[str], list[str]]:
-    """Absolute-or-as-given file paths of the images table, plus a per-row problem ('' if none).
+def resolve_paths(
+    images: pd.DataFrame, roots: Mapping[str, str]
+) -> tuple[list[str], list[str], list[str]]:
+    """File paths of the images table, each row's image root, and a per-row problem ('' if
+    none).
 
     ``images.path`` is relative to ``roots[images.source]``; a source without a root or a null
     path yields an empty path and the problem text.
     """
     paths: list[str] = []
+    row_roots: list[str] = []
     problems: list[str] = []
     lacking = [c for c in ("source", "path") if c not in images.columns]
     if lacking:
         problem = f"the images table lacks column(s) {lacking}"
-        return [""] * len(images), [problem] * len(images)
+        return [""] * len(images), [""] * len(images), [problem] * len(images)
     for source, rel in zip(images["source"].tolist(), images["path"].tolist(), strict=True):
         root = roots.get(source) if isinstance(source, str) else None
         if root is None:
             paths.append("")
+            row_roots.append("")
             problems.append(
                 f"no image root for source {source!r} in image_roots (known: {sorted(roots)})"
             )
         elif not isinstance(rel, str) or not rel:
             paths.append("")
+            row_roots.append(root)
             problems.append("path is null or empty in the images table")
         else:
             paths.append(str(Path(root) / rel))
+            row_roots.append(root)
             problems.append("")
-    return paths, problems
+    return paths, row_roots, problems
 
 
 def check_images(
@@ -132,9 +228,10 @@ def check_images(
     chunksize: int = 64,
     min_parallel: int = 256,
     full_decode: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> pd.DataFrame:
     """The per-image table (see :data:`IMAGE_CHECK_COLUMNS`) for every row of ``images``."""
-    paths, problems = resolve_paths(images, roots)
+    paths, row_roots, problems = resolve_paths(images, roots)
     to_check = [i for i, problem in enumerate(problems) if not problem]
     checked = check_files(
         [paths[i] for i in to_check],
@@ -142,21 +239,24 @@ def check_images(
         chunksize=chunksize,
         min_parallel=min_parallel,
         full_decode=full_decode,
+        max_pixels=max_pixels,
+        roots=[row_roots[i] for i in to_check],
     )
-    rows: list[FileCheck] = [(False, None, None, None, None, None, p) for p in problems]
+    rows: list[FileCheck] = [(False, None, None, None, None, None, None, p) for p in problems]
     for i, result in zip(to_check, checked, strict=True):
         rows[i] = result
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 8
     ids = images["image_id"].tolist() if "image_id" in images.columns else [None] * len(images)
     data: dict[str, Any] = {
         "image_id": pd.Series(ids, dtype=object),
         "path": pd.Series(paths, dtype=object),
         "exists": pd.Series(columns[0], dtype=bool),
-        "decodes": pd.Series(columns[1], dtype="boolean"),
-        "width": pd.Series(columns[2], dtype="Int32"),
-        "height": pd.Series(columns[3], dtype="Int32"),
-        "mode": pd.Series(columns[4], dtype=object),
-        "bytes": pd.Series(columns[5], dtype="Int64"),
-        "error": pd.Series(columns[6], dtype=object),
+        "in_root": pd.Series(columns[1], dtype="boolean"),
+        "decodes": pd.Series(columns[2], dtype="boolean"),
+        "width": pd.Series(columns[3], dtype="Int32"),
+        "height": pd.Series(columns[4], dtype="Int32"),
+        "mode": pd.Series(columns[5], dtype=object),
+        "bytes": pd.Series(columns[6], dtype="Int64"),
+        "error": pd.Series(columns[7], dtype=object),
     }
     return pd.DataFrame(data, columns=list(IMAGE_CHECK_COLUMNS))

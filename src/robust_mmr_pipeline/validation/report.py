@@ -29,6 +29,7 @@ TABLE_ORDER: tuple[str, ...] = (
     "rejects",
     "image_files",
     "phi_warnings",
+    "phi_opted_out",
     "split_overlap",
     "class_counts",
 )
@@ -118,6 +119,16 @@ def failure_message(summary: Mapping[str, Any], report_paths: Mapping[str, Path]
             f"({check['expectation']}{column}): {what}; {check['description']}."
         )
         lines += [f"    e.g. {_short(example, 240)}" for example in check["examples"][:3]]
+    if any(c["check"] == "phi" for c in _failures(summary, "fatal")):
+        opted_out = set(summary["phi"].get("opted_out_sources", {}))
+        sources = sorted(set(summary["phi"].get("by_source", {})) - opted_out)
+        lines.append(
+            f"PHI: the texts of source(s) {sources} hold identifiers (all of them: "
+            "phi_warnings.csv). De-identify those texts; or, if a source is published or "
+            "consented, opt it out explicitly with validation.phi.allowed_sources: {<source>: "
+            "<why its texts may carry identifiers>} (its findings are then reported as the "
+            "phi_opted_out warning)."
+        )
     lines.append(
         "Fix the data (or the ingestion options), or, to accept it, move the check from "
         "validation.fatal to validation.warn in conf/<env>/parameters_validation.yml."
@@ -199,14 +210,19 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 lines += [f"Error: {c['error']}", ""]
             lines += _md_records(c["examples"])
     phi = summary["phi"]
-    lines += ["## PHI warnings", "", f"{phi['count']} possible de-identification leak(s)."]
+    lines += ["## PHI findings", "", f"{phi['count']} possible identifier(s) in the texts."]
     if phi["count"]:
         lines += [
             "By kind: " + ", ".join(f"{k} {v}" for k, v in phi["by_kind"].items()) + "; by "
-            "table: " + ", ".join(f"{k} {v}" for k, v in phi["by_table"].items()) + ".",
+            "table: " + ", ".join(f"{k} {v}" for k, v in phi["by_table"].items()) + "; by "
+            "source: " + ", ".join(f"{k} {v}" for k, v in phi.get("by_source", {}).items()) + ".",
             "",
             *_md_records(phi["examples"]),
         ]
+    for source, why in phi.get("opted_out_sources", {}).items():
+        lines.append(
+            f"Opted out of the phi check (validation.phi.allowed_sources): {source}: {why}"
+        )
     lines += ["", "## Summaries", ""]
     s = summary["summaries"]
     lines += _md_counts("Images per source and domain", s["images_per_source_domain"])
@@ -320,14 +336,20 @@ def render_html(summary: Mapping[str, Any]) -> str:
                 parts.append(f"<p>Error: {_h(c['error'])}</p>")
             parts.append(_html_records(c["examples"]))
     phi = summary["phi"]
-    parts.append(f"<h2>PHI warnings</h2><p>{phi['count']} possible de-identification leak(s).")
+    parts.append(f"<h2>PHI findings</h2><p>{phi['count']} possible identifier(s) in the texts.")
     if phi["count"]:
         parts.append(
             " By kind: "
             + _h(", ".join(f"{k} {v}" for k, v in phi["by_kind"].items()))
             + "; by table: "
             + _h(", ".join(f"{k} {v}" for k, v in phi["by_table"].items()))
+            + "; by source: "
+            + _h(", ".join(f"{k} {v}" for k, v in phi.get("by_source", {}).items()))
         )
+    parts += [
+        f"<br>Opted out of the phi check (validation.phi.allowed_sources): {_h(source)}: {_h(why)}"
+        for source, why in phi.get("opted_out_sources", {}).items()
+    ]
     parts.append("</p>" + _html_records(phi["examples"]) + "<h2>Summaries</h2>")
     s = summary["summaries"]
     parts += [

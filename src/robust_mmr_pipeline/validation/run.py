@@ -229,6 +229,7 @@ def validate_all(
         params.answer_vocab_scope,
         [tuple(p) for p in params.split_overlap.between],
         list(params.split_overlap.disjoint_sources),
+        list(params.phi.allowed_sources),
     )
     specs = build_checks(frames, params)
     checks = run_checks(frames, specs, severities, params.max_examples)
@@ -245,7 +246,7 @@ def validate_all(
         "primary_keys": dict(PRIMARY_KEYS),
         "checks": checks,
         "by_check": _by_check(checks, severities),
-        "phi": _phi_summary(phi_warnings, params.max_examples * 4),
+        "phi": _phi_summary(phi_warnings, params.phi.allowed_sources, params.max_examples * 4),
         "summaries": summarise(frames, params),
         "great_expectations": gx.__version__,
     }
@@ -261,12 +262,30 @@ def validate_all(
     return summary
 
 
-def _phi_summary(phi_warnings: pd.DataFrame, max_rows: int) -> dict[str, Any]:
+def _phi_summary(
+    phi_warnings: pd.DataFrame, allowed_sources: Mapping[str, str], max_rows: int
+) -> dict[str, Any]:
+    opted_out = {str(k): str(v) for k, v in allowed_sources.items()}
     if phi_warnings.empty:
-        return {"count": 0, "by_kind": {}, "by_table": {}, "examples": []}
+        return {
+            "count": 0,
+            "by_kind": {},
+            "by_table": {},
+            "by_source": {},
+            "opted_out_sources": opted_out,
+            "examples": [],
+        }
+
+    def counts(column: str) -> dict[str, int]:
+        if column not in phi_warnings.columns:
+            return {}
+        return {str(k): int(v) for k, v in phi_warnings[column].value_counts().items()}
+
     return {
         "count": len(phi_warnings),
-        "by_kind": {str(k): int(v) for k, v in phi_warnings["kind"].value_counts().items()},
-        "by_table": {str(k): int(v) for k, v in phi_warnings["table"].value_counts().items()},
+        "by_kind": counts("kind"),
+        "by_table": counts("table"),
+        "by_source": counts("source"),
+        "opted_out_sources": opted_out,
         "examples": records(phi_warnings.head(max_rows), list(phi_warnings.columns)),
     }

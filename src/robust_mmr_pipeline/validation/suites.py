@@ -205,11 +205,25 @@ def _image_file_checks(params: ValidationParams) -> list[CheckSpec]:
             "exists",
         ),
         CheckSpec(
+            "image_in_root",
+            name,
+            "ExpectColumnValuesToBeInSet",
+            {"column": "in_root", "value_set": [True]},
+            "in_root",
+        ),
+        CheckSpec(
             "image_decodes",
             name,
             "ExpectColumnValuesToBeInSet",
             {"column": "decodes", "value_set": [True]},
             "decodes",
+        ),
+        CheckSpec(
+            "image_pixels",
+            name,
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_pixels", "max_value": params.images.max_pixels},
+            "width,height",
         ),
         *(
             CheckSpec(
@@ -259,12 +273,13 @@ def build_checks(
     }
     if "image_files" in frames:
         specs["image_files"] = _image_file_checks(params)
-    if "phi_warnings" in frames:
-        specs["phi_warnings"] = [
-            CheckSpec(
-                "phi", "phi_warnings", "ExpectTableRowCountToEqual", {"value": 0}, findings=True
-            )
-        ]
+    for frame_name, check in (("phi_warnings", "phi"), ("phi_opted_out", "phi_opted_out")):
+        if frame_name in frames:
+            specs[frame_name] = [
+                CheckSpec(
+                    check, frame_name, "ExpectTableRowCountToEqual", {"value": 0}, findings=True
+                )
+            ]
     if "split_overlap" in frames:
         specs["split_overlap"] = [
             CheckSpec(

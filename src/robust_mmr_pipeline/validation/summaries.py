@@ -87,6 +87,9 @@ def _image_files(files: pd.DataFrame) -> dict[str, Any]:
     return {
         "checked": len(files),
         "missing": int((~files["exists"].astype(bool)).sum()),
+        "outside_root": int((~files["in_root"].dropna().astype(bool)).sum())
+        if "in_root" in files.columns
+        else 0,
         "undecodable": int((~files["decodes"].dropna().astype(bool)).sum()),
         "modes": _counts(files["mode"].dropna()),
         "width": _stats(decoded["width"]),

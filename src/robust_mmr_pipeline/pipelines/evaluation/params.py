@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 
@@ -39,6 +40,8 @@ class EvaluationParams:
             value = getattr(self, name)
             if isinstance(value, str) and value != "all":
                 raise ValueError(f"{name} must be a list of names or 'all', got {value!r}")
+            if not isinstance(value, str):
+                _check_perturbation_names(name, value)
         if not self.severities or any(not 1 <= int(s) <= 5 for s in self.severities):
             raise ValueError(f"severities must be a non-empty list in 1..5, got {self.severities}")
         if self.tasks is not None:
@@ -62,3 +65,31 @@ class EvaluationParams:
     def wants(self, modality: str, name: str) -> bool:
         chosen = self.image_perturbations if modality == "image" else self.text_perturbations
         return chosen == "all" or name in chosen
+
+
+def _check_perturbation_names(field_name: str, names: list[str]) -> None:
+    """Raise ValueError naming every name of ``field_name`` that is not in the perturbation
+    registry of its kind (checked before the run, not when evaluation starts)."""
+    # The registry imports the image corruptions (torch); only evaluation runs pay for it.
+    from robust_mmr_pipeline.perturb.registry import list_perturbations
+
+    kind = "image" if field_name.startswith("image") else "text"
+    other = "text" if kind == "image" else "image"
+    known, others = list_perturbations(kind), set(list_perturbations(other))
+    problems = []
+    for name in names:
+        if name in known:
+            continue
+        if name in others:
+            article = "an" if other == "image" else "a"
+            problems.append(
+                f"{name!r} is {article} {other} perturbation (list it in {other}_perturbations)"
+            )
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        problems.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if problems:
+        raise ValueError(
+            f"{field_name}: unknown {kind} perturbation(s): {'; '.join(problems)}. Known {kind} "
+            f"perturbations: {', '.join(known)} (or 'all')."
+        )

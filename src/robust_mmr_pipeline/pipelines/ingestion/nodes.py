@@ -12,11 +12,12 @@ from robust_mmr_pipeline.sources.ingest import ingest_all
 
 
 def ingest_sources(
-    parameters: dict[str, Any],
+    parameters: dict[str, Any], max_image_pixels: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """Read every configured source into the unified tables (+ rejects and image roots)."""
+    """Read every configured source into the unified tables (+ rejects and image roots);
+    images above ``max_image_pixels`` (validation.images.max_pixels) are bad records."""
     params = parse(IngestionParams, parameters, "ingestion")
-    tables, roots = ingest_all(params.sources, params.on_bad_record)
+    tables, roots = ingest_all(params.sources, params.on_bad_record, int(max_image_pixels))
     return (tables.images, tables.pairs, tables.vqa, tables.classification, tables.rejects, roots)
 
 

@@ -10,7 +10,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 ingest_sources,
-                inputs="params:ingestion",
+                # one pixel limit for ingestion and validation (validation.images.max_pixels)
+                inputs=["params:ingestion", "params:validation.images.max_pixels"],
                 outputs=["images", "pairs", "vqa", "classification", "rejects", "image_roots"],
                 name="ingest_sources",
             ),

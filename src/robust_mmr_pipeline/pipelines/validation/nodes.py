@@ -39,6 +39,7 @@ def check_image_files(
         chunksize=opts.chunksize,
         min_parallel=opts.min_parallel,
         full_decode=opts.full_decode,
+        max_pixels=opts.max_pixels,
     )
 
 
