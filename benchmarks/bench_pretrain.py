@@ -75,6 +75,7 @@ from robust_mmr_pipeline.engine import (
     train,
 )
 from robust_mmr_pipeline.model import MMRModel
+from robust_mmr_pipeline.model.views import TextDegrader
 from robust_mmr_pipeline.recipes import pretrain as recipe
 from robust_mmr_pipeline.sources.synthrad import SynthRadConfig, write_synthrad
 
@@ -523,7 +524,12 @@ def train_once(
     dataset = PairDataset(
         data.pairs, ImageCache(cache_dir), domains=domain_vocabulary(data.pairs["domain"])
     )
-    collate = PairCollator(data.tokenizer, max_length=config.text.max_length)
+    collate = PairCollator(
+        data.tokenizer,
+        max_length=config.text.max_length,
+        padding="longest",
+        text_degrader=TextDegrader.for_model(config),
+    )
     torch.manual_seed(trainer_config.seed)
     model = MMRModel(config)
     recorder = StepRecorder(trainer_config.batch_size * trainer_config.grad_accum, on_step)

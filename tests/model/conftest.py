@@ -42,12 +42,20 @@ def make_batch(config: ModelConfig, batch_size: int = 4, seed: int = 0) -> dict[
     ids = torch.where(attn.bool(), ids, torch.full_like(ids, t.pad_token_id))
     special = ((pos == 0) | (pos >= lens[:, None] - 1)).long()
     images = torch.rand(batch_size, v.in_chans, v.image_size, v.image_size, generator=gen)
+    # what a TextDegrader collator adds: a style-shifted, re-tokenised text (other words in
+    # the same layout here; tests/engine covers the real degrader's other lengths)
+    regular = attn.bool() & ~special.bool()
+    degraded = torch.where(regular, (ids + 1 - 5) % (t.vocab_size - 5) + 5, ids)
     return {
         "pixel_values": images,
         "input_ids": ids,
         "attention_mask": attn,
         "special_tokens_mask": special,
         "domain_ids": torch.arange(batch_size) % 2,
+        "degraded_input_ids": degraded,
+        "degraded_attention_mask": attn.clone(),
+        "degraded_special_tokens_mask": special.clone(),
+        "degraded_severity": torch.randint(1, 6, (batch_size,), generator=gen),
     }
 
 

@@ -14,7 +14,10 @@ def test_preset_forward_backward(config_factory, batch_factory, name: str) -> No
     torch.manual_seed(0)
     model = MMRModel(config_factory(name))
     out = model(batch_factory(model.config, 4), progress=0.5)
-    assert list(out.losses) == list(model.config.objectives.enabled())
+    enabled = list(model.config.objectives.enabled())
+    degraded = ["mim_degraded", "mlm_degraded"] if model.config.needs_perturbed_views else []
+    # every objective, and the degraded view's reconstruction terms on their own (per pass)
+    assert sorted(out.losses) == sorted(enabled + degraded)
     assert all(torch.isfinite(v) and not v.requires_grad for v in out.losses.values())
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     assert all(isinstance(v, float) for v in out.metrics.values())
@@ -26,15 +29,21 @@ def test_preset_forward_backward(config_factory, batch_factory, name: str) -> No
 def test_total_is_the_weighted_sum_with_ramps(config_factory, batch_factory) -> None:
     torch.manual_seed(0)
     model = MMRModel(config_factory("robust_mmr_mpma", {"objectives": {"domain_align": True}}))
-    obj = model.config.objectives
+    obj, alpha = model.config.objectives, model.config.robust.degraded_weight
     out = model(batch_factory(model.config, 4), progress=0.05)  # ramp_fraction 0.1 -> half
-    expected = sum(
-        obj.weight(k) * (0.5 if k in ("domain_consistency", "domain_align",
-                                      "modality_resilience") else 1.0) * v
-        for k, v in out.losses.items()
-    )  # fmt: skip
+    robust = ("domain_consistency", "domain_align", "modality_resilience")
+
+    def weight(name: str) -> float:
+        if name.endswith("_degraded"):  # α · r(t) · w of the clean objective
+            return alpha * 0.5 * obj.weight(name.removesuffix("_degraded"))
+        return obj.weight(name) * (0.5 if name in robust else 1.0)
+
+    expected = sum(weight(k) * v for k, v in out.losses.items())
     assert out.loss.item() == pytest.approx(float(expected), rel=1e-5)
     assert out.metrics["weight_domain_consistency"] == pytest.approx(0.5 * 0.5)
+    assert out.metrics["weight_mim_degraded"] == pytest.approx(alpha * 0.5)
+    # the clean reconstruction keeps MMR's full weight (never diluted by the degraded view)
+    assert "weight_mim" not in out.metrics and weight("mim") == obj.mim_weight
 
 
 def test_m3ae_style_gives_the_same_losses(config_factory, batch_factory) -> None:
@@ -104,7 +113,9 @@ def test_modality_dropping_only_runs_dropped_samples(config_factory, batch_facto
     assert torch.equal(view.input_ids[kept_text], batch["input_ids"][view.rows][kept_text])
     model = MMRModel(config)
     out = model(batch)
-    assert list(out.losses) == ["mim", "mlm", "itm", "modality_resilience"]
+    assert list(out.losses) == [
+        "mim", "mlm", "itm", "modality_resilience", "mim_degraded", "mlm_degraded"
+    ]  # fmt: skip
     assert out.losses["modality_resilience"] > 0
 
 
@@ -114,7 +125,7 @@ def test_perturbed_views(config_factory, batch_factory, view: str) -> None:
     config = config_factory(
         "robust_mmr",
         {"objectives": {"modality_resilience": False},
-         "robust": {"view_probs": probs, "severity_min": 5}},
+         "robust": {"view_probs": probs, "severity_min": 5, "perturbed_image_mask_ratio": 0.85}},
     )  # fmt: skip
     batch = batch_factory(config, 8)
     torch.manual_seed(0)
@@ -122,17 +133,53 @@ def test_perturbed_views(config_factory, batch_factory, view: str) -> None:
     assert degraded is not None and degraded.view == view
     assert len(degraded.rows) == 8
     image_changed = not torch.equal(degraded.pixel_values, batch["pixel_values"])
-    text_changed = bool(degraded.changed_tokens.any())
     assert image_changed == (view in ("image", "both"))
-    assert text_changed == (view in ("text", "both"))
+    assert bool(degraded.perturbed_image.all()) == (view in ("image", "both"))
+    # a text view takes the collator's style-shifted text (re-tokenised), never token noise
+    expected = batch["degraded_input_ids"] if view != "image" else batch["input_ids"]
+    assert torch.equal(degraded.input_ids, expected)
+    assert bool(degraded.clean_text.all()) == (view == "image")
     assert degraded.pixel_values.min() >= 0 and degraded.pixel_values.max() <= 1
-    assert degraded.input_ids.shape == batch["input_ids"].shape
-    special = batch["special_tokens_mask"].bool()
-    assert torch.equal(degraded.input_ids[special], batch["input_ids"][special])
     out = MMRModel(config)(batch)
     if view in ("image", "both"):  # higher masking ratio on perturbed images
         assert out.metrics["degraded_mask_ratio"] == pytest.approx(14 / 16)  # keep int(16 * .15)
     assert torch.isfinite(out.loss)
+    # MLM targets stay on the clean text: a text view has nothing to reconstruct there
+    assert (out.losses["mlm_degraded"] == 0) == (view != "image")
+
+
+def test_curriculum_caps_the_severity_early_in_training(config_factory, batch_factory) -> None:
+    config = config_factory(
+        "robust_mmr",
+        {"objectives": {"modality_resilience": False},
+         "robust": {"view_probs": [0.0, 1.0, 0.0], "severity_curriculum_fraction": 0.5}},
+    )  # fmt: skip
+    batch = batch_factory(config, 32)
+    torch.manual_seed(0)
+    early = build_degraded_batch(batch, config, progress=0.0)
+    late = build_degraded_batch(batch, config, progress=0.9)
+    assert early.severity_max == 1 and late.severity_max == 5
+    severity = batch["degraded_severity"]
+    assert torch.equal(~early.clean_text, severity <= 1)
+    assert bool((~late.clean_text).all())
+
+
+def test_switches_of_the_degraded_view(config_factory, batch_factory) -> None:
+    batch = batch_factory(config_factory("robust_mmr"), 6)
+    # degraded-view reconstruction off, consistency terms still on
+    config = config_factory("robust_mmr", {"robust": {"degraded_reconstruction": False}})
+    torch.manual_seed(0)
+    out = MMRModel(config)(batch)
+    assert "mim_degraded" not in out.losses and "mlm_degraded" not in out.losses
+    assert {"domain_consistency", "modality_resilience"} <= set(out.losses)
+    # the consistency target: an extra unmasked clean pass (no grad), or the masked pass
+    for target in ("unmasked", "masked"):
+        config = config_factory("robust_mmr", {"robust": {"consistency_target": target}})
+        torch.manual_seed(0)
+        model = MMRModel(config)
+        out = model(batch)
+        out.loss.backward()
+        assert torch.isfinite(out.loss)
 
 
 @pytest.mark.parametrize("method", ["coral", "mmd"])
@@ -155,6 +202,6 @@ def test_unknown_perturbation_names_fail_at_build(config_factory) -> None:
     bad = config_factory("robust_mmr", {"robust": {"image_perturbations": ["gaussian_nose"]}})
     with pytest.raises(ConfigError, match="gaussian_nose"):
         MMRModel(bad)
-    kinds = config_factory("robust_mmr", {"robust": {"text_perturbation_kinds": ["shuffle"]}})
-    with pytest.raises(ConfigError, match="text_perturbation_kinds"):
-        MMRModel(kinds)
+    texts = config_factory("robust_mmr", {"robust": {"text_perturbations": ["shuffle"]}})
+    with pytest.raises(ConfigError, match="text_perturbations"):
+        MMRModel(texts)

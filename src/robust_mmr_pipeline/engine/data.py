@@ -458,18 +458,30 @@ class PairCollator:
     ``special_tokens_mask`` long ``[B, L]``, ``domain_ids`` long ``[B]``, ``indices`` long
     ``[B]``; extra numeric fields become tensors, others lists. ``padding``: ``"max_length"``
     (fixed ``L = max_length``) or ``"longest"`` (pad to the longest text of the batch).
+
+    ``text_degrader`` (e.g. Robust-MMR's ``model.views.TextDegrader``): ``texts -> (degraded
+    texts, severities)``; its output is tokenised the same way into ``degraded_input_ids`` /
+    ``degraded_attention_mask`` / ``degraded_special_tokens_mask`` plus ``degraded_severity``
+    long ``[B]`` (string-level perturbations must happen before tokenisation).
     """
 
-    def __init__(self, tokenizer: Any, max_length: int = 64, padding: str = "max_length") -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        max_length: int = 64,
+        padding: str = "max_length",
+        text_degrader: Any = None,
+    ) -> None:
         if padding not in ("max_length", "longest"):
             raise ValueError(f"padding must be 'max_length' or 'longest', got {padding!r}")
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.padding = padding
+        self.text_degrader = text_degrader
 
-    def __call__(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        encoded = self.tokenizer(
-            [item["text"] for item in items],
+    def _encode(self, texts: list[str]) -> Any:
+        return self.tokenizer(
+            texts,
             max_length=self.max_length,
             padding=self.padding,
             truncation=True,
@@ -477,6 +489,10 @@ class PairCollator:
             return_attention_mask=True,
             return_tensors="pt",
         )
+
+    def __call__(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        texts = [item["text"] for item in items]
+        encoded = self._encode(texts)
         images = torch.stack([item["pixel_values"] for item in items])
         batch: dict[str, Any] = {
             "pixel_values": images.to(torch.float32).div_(255.0),
@@ -486,6 +502,12 @@ class PairCollator:
             "domain_ids": torch.tensor([int(item["domain_id"]) for item in items]),
             "indices": torch.tensor([int(item["index"]) for item in items]),
         }
+        if self.text_degrader is not None:
+            degraded, severity = self.text_degrader(texts)
+            encoded = self._encode(degraded)
+            for key in ("input_ids", "attention_mask", "special_tokens_mask"):
+                batch[f"degraded_{key}"] = encoded[key].long()
+            batch["degraded_severity"] = torch.tensor(severity, dtype=torch.long)
         known = {"pixel_values", "text", "domain_id", "index"}
         for key in items[0]:
             if key in known:

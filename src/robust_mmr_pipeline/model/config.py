@@ -27,16 +27,28 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Training perturbation families of the degraded views. Disjoint from the evaluation's
+# default test families (gaussian_noise, contrast, jpeg; typos, word_dropout) and from the
+# held-out site's acquisition shift, so a robustness gain is not a copy of the test.
 IMAGE_PERTURBATION_DEFAULTS: tuple[str, ...] = (
-    "gaussian_noise",
     "gaussian_blur",
-    "contrast",
-    "jpeg",
-    "pixelate",
-    "bias_field",
+    "motion_blur",
     "speckle_noise",
     "shot_noise",
     "gamma",
+    "brightness",
+    "pixelate",
+    "downsample",
+)
+TEXT_PERTURBATION_DEFAULTS: tuple[str, ...] = (
+    "abbreviation_contract",
+    "abbreviation_expand",
+    "synonym_swap",
+    "negation_rephrase",
+    "section_headers",
+    "sentence_order",
+    "punctuation_case",
+    "number_format",
 )
 
 
@@ -204,28 +216,46 @@ ROBUST_OBJECTIVES: tuple[str, ...] = ("domain_consistency", "domain_align", "mod
 
 @dataclass
 class RobustConfig:
-    """Robust-MMR: perturbed views, perturbation-aware masking, modality dropping."""
+    """Robust-MMR: degraded views, their reconstruction, consistency and resilience.
+
+    Total loss (``model/mmr.py``): ``L = L_mmr(clean) + α·r(t)·L_rec(degraded)
+    + λ_dc·r(t)·L_dc + λ_mr·r(t)·L_mr``; α = ``degraded_weight``, λ the objectives' weights,
+    ``r`` the linear ramp over ``ramp_fraction`` of training. The clean terms keep MMR's full
+    weight.
+    """
 
     perturbation_aware_masking: bool = False
     # P(view) for (image-only, text-only, both) perturbed, drawn once per step.
     view_probs: tuple[float, float, float] = (0.4, 0.4, 0.2)
     image_perturbations: tuple[str, ...] = IMAGE_PERTURBATION_DEFAULTS
-    # Token-level kinds passed to perturb_token_ids(kinds=...); None = the library default.
-    text_perturbation_kinds: tuple[str, ...] | None = None
+    # String-level reporting-style shifts (perturb/text.py), re-tokenised by the collator.
+    text_perturbations: tuple[str, ...] = TEXT_PERTURBATION_DEFAULTS
     severity_min: int = 1
     severity_max: int = 5
-    perturbed_image_mask_ratio: float = 0.85
-    perturbed_token_mask_prob: float = 0.5
+    # Curriculum: the maximum severity grows from severity_min to severity_max over this
+    # share of training (0: the whole range from the first step).
+    severity_curriculum_fraction: float = 0.5
+    perturbed_image_mask_ratio: float = 0.8
+    # MIM / MLM on the degraded view (targets: the CLEAN patches / tokens), weight α.
+    degraded_reconstruction: bool = True
+    degraded_weight: float = 0.5
+    # Target of domain consistency and modality resilience: the fused feature of an UNMASKED
+    # clean pass under no_grad ("unmasked"), or the masked joint pass ("masked", earlier
+    # behaviour: mostly teaches invariance to which patches happen to be visible).
+    consistency_target: Literal["unmasked", "masked"] = "unmasked"
     # Modality resilience: per sample, drop the text (CLS/SEP only) or the image.
     drop_text_prob: float = 0.15
     drop_image_prob: float = 0.15
     image_drop_fill: Literal["mean", "zeros"] = "mean"
-    predictor_hidden: int = 256  # hidden width of the g / h predictor MLPs
-    # Centre g / h outputs by their clean-batch mean (objectives.consistency_center); False is
-    # METHOD.md's formula verbatim, which a constant g / h satisfies trivially.
+    # Own projection heads of the consistency terms: projector p (fused -> projection_dim,
+    # applied to both branches) and predictor q (online branch only).
+    predictor_hidden: int = 256
+    projection_dim: int = 128
+    # Centre p's outputs by their clean-batch mean (objectives.consistency_center); False is
+    # METHOD.md's formula verbatim, which a constant p satisfies trivially.
     consistency_center: bool = True
     domain_align_method: Literal["coral", "mmd"] = "coral"
-    # λ_dc, λ_mr (and λ_align) ramp linearly from 0 to their weight over this share of training.
+    # α, λ_dc, λ_mr (and λ_align) ramp linearly from 0 to their weight over this share.
     ramp_fraction: float = 0.1
 
 
@@ -308,6 +338,7 @@ class ModelConfig:
             ("memory.num_heads", m.num_heads),
             ("objectives.contrastive_dim", o.contrastive_dim),
             ("robust.predictor_hidden", r.predictor_hidden),
+            ("robust.projection_dim", r.projection_dim),
         ]:
             need(
                 isinstance(value, int) and value > 0,
@@ -397,8 +428,20 @@ class ModelConfig:
             "robust.perturbed_image_mask_ratio must be in (0, 1)",
         )
         need(
-            0.0 <= r.perturbed_token_mask_prob <= 1.0,
-            "robust.perturbed_token_mask_prob must be in [0, 1]",
+            r.degraded_weight >= 0 and math.isfinite(r.degraded_weight),
+            f"robust.degraded_weight must be finite and >= 0, got {r.degraded_weight}",
+        )
+        need(
+            0.0 <= r.severity_curriculum_fraction < 1.0,
+            "robust.severity_curriculum_fraction must be in [0, 1)",
+        )
+        need(
+            r.consistency_target in ("unmasked", "masked"),
+            "robust.consistency_target: 'unmasked' or 'masked'",
+        )
+        need(
+            len(r.text_perturbations) > 0 or r.view_probs[1] + r.view_probs[2] == 0,
+            "robust.text_perturbations is empty but text views have non-zero probability",
         )
         need(
             r.drop_text_prob >= 0
@@ -488,7 +531,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "fusion": {"hidden_size": 768, "num_layers": 6, "num_heads": 12, "dropout": 0.1},
         "decoder": {"hidden_size": 384, "depth": 5, "num_heads": 6},
         "memory": {"num_slots": 2048, "top_k": 32, "num_heads": 12},
-        "robust": {"predictor_hidden": 1024},
+        "robust": {"predictor_hidden": 1024, "projection_dim": 256},
     },
 }  # fmt: skip
 

@@ -5,7 +5,7 @@
 * :class:`ITMHead`      fused feature [B, 2d] -> match logits [B, 2]
 * :class:`Pooler`       first token or masked token mean, dense + tanh: [B, L, d] -> [B, d]
 * :class:`ProjectionHead` contrastive projection [..., d] -> [..., 256]
-* :class:`Predictor`    the g / h MLPs of the robust consistency terms
+* :class:`ConsistencyHead` projector p + predictor q of a robust consistency term
 """
 
 from __future__ import annotations
@@ -159,14 +159,28 @@ class ProjectionHead(nn.Module):
         return self.proj(x)
 
 
-class Predictor(nn.Module):
-    """``g(z) = W_2 GELU(LN(W_1 z))``: ``[B, d] -> [B, d]`` (SimSiam-style predictor)."""
+def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, out_dim)
+    )
 
-    def __init__(self, dim: int, hidden: int) -> None:
+
+class ConsistencyHead(nn.Module):
+    """The own head of a consistency term (BYOL / SimSiam shape), so the term constrains a
+    projection of the fused feature, not the fused feature the task heads read.
+
+    ``p(z) = W_2 GELU(LN(W_1 z))``: ``[B, 2d] -> [B, k]`` on both branches;
+    ``q(x) = W_4 GELU(LN(W_3 x))``: ``[B, k] -> [B, k]`` on the online (degraded) branch only.
+    """
+
+    def __init__(self, dim: int, hidden: int, projection_dim: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, dim)
-        )
+        self.projector = _mlp(dim, hidden, projection_dim)
+        self.predictor = _mlp(projection_dim, hidden, projection_dim)
+
+    def project(self, z: Tensor) -> Tensor:
+        return self.projector(z)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+        """Online branch ``q(p(z))``."""
+        return self.predictor(self.projector(z))

@@ -13,22 +13,26 @@ Pass structure of one joint step (``config.m3ae_style = False``):
    ∝ softmax of the GLA similarity when GLA global is on): no encoder pass. The ITM batch is
    ``B`` positives + ``B`` negatives (50 % swapped, as in M3AE).
 3. **Degraded pass** (if perturbation-aware masking, domain consistency or modality
-   resilience). One view for the batch (views.py): perturbed images / texts with
-   perturbation-aware masking, some samples with a modality dropped. It adds denoising MIM /
-   MLM terms (targets = CLEAN patches / tokens; losses pooled with pass 1 by count:
-   ``L_mim = (n_1 L_1 + n_2 L_2) / (n_1 + n_2)``, n = masked patches / tokens) and gives
-   ``z̃`` for the non-dropped samples, ``L_dc = 1 - cos(g(z̃) - c, sg(g(z) - c))``, and
-   ``z_drop`` for the dropped ones, ``L_mr = 1 - cos(h(z_drop) - c', sg(h(z) - c'))``, with
-   ``z`` the clean fused feature of pass 1 (same row) and ``c = sg(mean_b g(z_b))`` the
-   clean-batch centre (``robust.consistency_center``; off = METHOD.md's formula verbatim).
+   resilience). One view for the batch (views.py): perturbed images and / or reporting-style
+   shifted texts (string level, re-tokenised by the collator), some samples with a modality
+   dropped, masked like pass 1 (perturbation-aware on perturbed images). With
+   ``robust.degraded_reconstruction`` it adds denoising terms ``mim_degraded`` /
+   ``mlm_degraded`` (targets = the CLEAN patches / tokens; MLM only where the text is clean).
+   It gives ``z̃`` for the non-dropped samples, ``L_dc = 1 - cos(q(p(z̃)) - c, sg(p(z) - c))``,
+   and ``z_drop`` for the dropped ones, ``L_mr`` the same with the resilience head, where ``z``
+   is the fused feature of an UNMASKED clean pass under no_grad (``robust.consistency_target``),
+   ``p`` / ``q`` the term's own projector / predictor (heads.ConsistencyHead, so the term
+   constrains a projection, not the fused feature the task heads read) and
+   ``c = sg(mean_b p(z_b))`` the clean-batch centre (``robust.consistency_center``).
    With neither perturbation-aware masking nor DC, only the dropped samples are run.
 
 ``m3ae_style = True`` computes MLM, MIM and ITM with M3AE's THREE passes instead: MLM with the
 full clean image, MIM with the clean text, ITM on clean pairs with 50 % swapped full images.
 
-Total loss: ``L = Σ_k w_k · r_k(progress) · L_k`` over the enabled objectives, ``r_k = 1``
-except ``r = min(1, progress / ramp_fraction)`` for domain consistency, domain alignment and
-modality resilience.
+Total loss (every term also logged on its own, per pass):
+``L = Σ_clean w_k L_k + α·r(t)·(w_mim L_mim_degraded + w_mlm L_mlm_degraded)
++ Σ_robust λ_k·r(t)·L_k`` with ``α = robust.degraded_weight`` and
+``r(t) = min(1, progress / ramp_fraction)``; the clean terms keep MMR's full weight.
 """
 
 from __future__ import annotations
@@ -46,11 +50,11 @@ from robust_mmr_pipeline.model.config import ROBUST_OBJECTIVES, ModelConfig
 from robust_mmr_pipeline.model.flops import training_flops_per_sample
 from robust_mmr_pipeline.model.fusion import CoAttentionFusion, FusionOutput, fused_feature
 from robust_mmr_pipeline.model.heads import (
+    ConsistencyHead,
     ITMHead,
     MIMDecoder,
     MLMHead,
     Pooler,
-    Predictor,
     ProjectionHead,
     summarize_tokens,
 )
@@ -61,7 +65,6 @@ from robust_mmr_pipeline.model.masking import (
     eligible_tokens,
     patch_deviation,
     perturbation_aware_patch_mask,
-    perturbation_aware_token_mask,
     random_patch_mask,
     random_token_mask,
 )
@@ -102,22 +105,6 @@ class _Pass:
     image_pooled: Tensor  # [B, d]
     text_pooled: Tensor  # [B, d]
     fused: Tensor  # [B, 2d]
-
-
-class _Pooled:
-    """Count-weighted mean of one loss over several passes: ``Σ n_k L_k / Σ n_k``."""
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[str, Tensor, Tensor]] = []
-
-    def add(self, tag: str, loss: Tensor, count: Tensor) -> None:
-        self.parts.append((tag, loss, count.float()))
-
-    def value(self) -> Tensor:
-        if len(self.parts) == 1:
-            return self.parts[0][1]
-        total = sum(n for _, _, n in self.parts)
-        return sum(loss * n for _, loss, n in self.parts) / total.clamp(min=1.0)
 
 
 def _init_new(module: nn.Module) -> None:
@@ -171,16 +158,17 @@ class MMRModel(nn.Module):
             self.image_contrastive = ProjectionHead(self.vision.width, obj.contrastive_dim)
             self.text_contrastive = ProjectionHead(self.text.width, obj.contrastive_dim)
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / obj.temperature_init)))
-        hidden = config.robust.predictor_hidden
-        self.dc_predictor = Predictor(2 * d, hidden) if obj.domain_consistency else None
-        self.mr_predictor = Predictor(2 * d, hidden) if obj.modality_resilience else None
+        robust = config.robust
+        head_shape = (2 * d, robust.predictor_hidden, robust.projection_dim)
+        self.dc_head = ConsistencyHead(*head_shape) if obj.domain_consistency else None
+        self.mr_head = ConsistencyHead(*head_shape) if obj.modality_resilience else None
 
         for module in (self.fusion, self.text_pooler, self.image_pooler):
             module.apply(_init_new)
         for name in ("mim_decoder", "itm_head", "image_contrastive", "text_contrastive"):
             if getattr(self, name, None) is not None:
                 getattr(self, name).apply(_init_new)
-        for module in (self.dc_predictor, self.mr_predictor):
+        for module in (self.dc_head, self.mr_head):
             if module is not None:
                 module.apply(_init_new)
         if self.mlm_head is not None:  # not the tied decoder weight: it is the embedding
@@ -336,26 +324,23 @@ class MMRModel(nn.Module):
         patch_mask: PatchMask,
         clean_images: Tensor,
         sample_weight: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """MIM loss and its count of contributing patches."""
+    ) -> Tensor:
+        """MIM loss of a pass against the CLEAN images' patches."""
         assert self.mim_decoder is not None and run.fusion.image_at_layer is not None
         pred = self.mim_decoder(run.fusion.image_at_layer, patch_mask.ids_restore)
         target = O.pixel_targets(
             clean_images, self._config.vision.patch_size, self._config.decoder.norm_pix_loss
         )
-        loss = O.mim_loss(pred, target, patch_mask.mask, sample_weight)
-        weight = patch_mask.mask.float()
-        if sample_weight is not None:
-            weight = weight * sample_weight[:, None]
-        return loss, weight.sum()
+        return O.mim_loss(pred, target, patch_mask.mask, sample_weight)
 
-    def _mlm(self, run: _Pass, labels: Tensor) -> tuple[Tensor, Tensor]:
+    def _mlm(self, run: _Pass, labels: Tensor) -> Tensor:
         """MLM loss on the labelled positions only (the vocab projection is the costly part)."""
         assert self.mlm_head is not None
         selected = labels != IGNORE_INDEX
+        if not bool(selected.any()):  # nothing masked in this pass: 0, still in the graph
+            return O._zero_like_graph(self.mlm_head(run.fusion.text[:, :1]))
         hidden = run.fusion.text[selected]  # [M, d]
-        loss = O.mlm_loss(self.mlm_head(hidden), labels[selected])
-        return loss, selected.sum()
+        return O.mlm_loss(self.mlm_head(hidden), labels[selected])
 
     def _logit_scale(self) -> Tensor:
         return self.logit_scale.exp().clamp(max=1.0 / self._config.objectives.temperature_min)
@@ -394,7 +379,6 @@ class MMRModel(nn.Module):
         eligible = eligible_tokens(attn, special)
         losses: dict[str, Tensor] = {}
         metrics: dict[str, float] = {}
-        mim_parts, mlm_parts = _Pooled(), _Pooled()
 
         # 1. clean joint pass: both masks, one encoder + fusion pass
         patch_mask = (
@@ -411,9 +395,9 @@ class MMRModel(nn.Module):
             cfg.decoder_read_layer if obj.mim else None,
         )
         if patch_mask is not None:
-            mim_parts.add("clean", *self._mim(clean, patch_mask, images))
+            losses["mim"] = self._mim(clean, patch_mask, images)
         if token_mask is not None:
-            mlm_parts.add("clean", *self._mlm(clean, token_mask.labels))
+            losses["mlm"] = self._mlm(clean, token_mask.labels)
 
         t2i = None
         if self.has_contrastive:
@@ -452,19 +436,7 @@ class MMRModel(nn.Module):
 
         # 3. degraded pass (perturbed views and / or dropped modalities)
         if cfg.needs_degraded_pass:
-            self._degraded_step(
-                batch=batch,
-                clean=clean,
-                losses=losses,
-                metrics=metrics,
-                mim_parts=mim_parts,
-                mlm_parts=mlm_parts,
-            )
-
-        if obj.mim:
-            losses["mim"] = mim_parts.value()
-        if obj.mlm:
-            losses["mlm"] = mlm_parts.value()
+            self._degraded_step(batch, clean, losses, metrics, progress)
         return self._total(losses, metrics, progress)
 
     def _domain_align(self, fused: Tensor, domain_ids: Tensor) -> Tensor:
@@ -472,106 +444,111 @@ class MMRModel(nn.Module):
             return O.coral_loss(fused, domain_ids)
         return O.mmd_loss(fused, domain_ids)
 
+    def _consistency_target(self, batch: dict[str, Tensor], clean: _Pass) -> Tensor:
+        """``z``: fused feature of the clean batch the consistency terms pull towards (no grad).
+
+        ``"unmasked"``: one more encoder + fusion pass on the full clean inputs (forward only);
+        ``"masked"``: the joint pass's own (masked) feature.
+        """
+        if self._config.robust.consistency_target == "masked":
+            return clean.fused.detach()
+        with torch.no_grad():
+            full = self._run(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+        return full.fused
+
     def _degraded_step(
         self,
-        *,
         batch: dict[str, Tensor],
         clean: _Pass,
         losses: dict[str, Tensor],
         metrics: dict[str, float],
-        mim_parts: _Pooled,
-        mlm_parts: _Pooled,
+        progress: float,
     ) -> None:
         cfg, obj, robust = self._config, self._config.objectives, self._config.robust
-        view = build_degraded_batch(batch, cfg)
+        recon = robust.degraded_reconstruction
+        view = build_degraded_batch(batch, cfg, progress)
         if view is None:  # modality resilience only, and nothing dropped this step
-            if obj.modality_resilience:
-                assert self.mr_predictor is not None
-                losses["modality_resilience"] = O._zero_like_graph(self.mr_predictor(clean.fused))
+            for name, head in (("modality_resilience", self.mr_head),):
+                if head is not None:
+                    losses[name] = O._zero_like_graph(head(clean.fused))
             return
         rows = view.rows
-        clean_images = batch["pixel_values"][rows]
-        clean_ids = batch["input_ids"][rows]
-        eligible = eligible_tokens(view.attention_mask, view.special_tokens_mask)
-        aware = robust.perturbation_aware_masking
+        aware = robust.perturbation_aware_masking and view.image_view
 
-        patch_mask = token_mask = None
-        if obj.mim:
-            ratio = obj.mim_mask_ratio
-            if aware and view.image_view:
-                ratio = robust.perturbed_image_mask_ratio
+        patch_mask = None
+        if obj.mim:  # masked like the clean pass: a cheaper encoder and the MIM input
+            ratio = robust.perturbed_image_mask_ratio if aware else obj.mim_mask_ratio
             if aware:
-                deviation = patch_deviation(clean_images, view.pixel_values, cfg.vision.patch_size)
+                deviation = patch_deviation(
+                    batch["pixel_values"][rows], view.pixel_values, cfg.vision.patch_size
+                )
                 patch_mask = perturbation_aware_patch_mask(deviation, ratio)
             else:
                 patch_mask = random_patch_mask(
                     len(rows), cfg.vision.num_patches, ratio, rows.device
                 )
             metrics["degraded_mask_ratio"] = float(patch_mask.mask[0].float().mean())
-        if obj.mlm:
-            if aware:
-                t = cfg.text
-                token_mask = perturbation_aware_token_mask(
-                    clean_ids,
-                    view.input_ids,
-                    view.changed_tokens,
-                    eligible,
-                    probability=obj.mlm_probability,
-                    changed_probability=robust.perturbed_token_mask_prob,
-                    mask_token_id=t.mask_token_id,
-                    vocab_size=t.vocab_size,
-                    first_regular_id=max(t.special_token_ids) + 1,
-                )
-            else:
-                token_mask = self._text_mask(view.input_ids, eligible, targets=clean_ids)
+        token_mask = None
+        if obj.mlm and recon:
+            # MLM targets only where the text is the clean one (a style-shifted text no
+            # longer aligns token by token with it)
+            eligible = eligible_tokens(view.attention_mask, view.special_tokens_mask)
+            token_mask = self._text_mask(view.input_ids, eligible & view.clean_text[:, None])
 
         run = self._run(
             view.pixel_values,
             token_mask.input_ids if token_mask is not None else view.input_ids,
             view.attention_mask,
             patch_mask.keep_ids if patch_mask is not None else None,
-            cfg.decoder_read_layer if obj.mim else None,
+            cfg.decoder_read_layer if (obj.mim and recon) else None,
         )
-        if patch_mask is not None:
-            # Keep reconstructing the present modality: a dropped image has no MIM target.
+        if recon and patch_mask is not None:
+            # a dropped image has no MIM target; the clean image's patches are the targets
             weight = (~view.drop_image).float()
-            mim_parts.add("degraded", *self._mim(run, patch_mask, clean_images, weight))
+            clean_images = batch["pixel_values"][rows]
+            losses["mim_degraded"] = self._mim(run, patch_mask, clean_images, weight)
         if token_mask is not None:
-            mlm_parts.add("degraded", *self._mlm(run, token_mask.labels))
-        for name, parts in (("mim", mim_parts), ("mlm", mlm_parts)):
-            for tag, value, _ in parts.parts:
-                metrics[f"{name}_{tag}"] = float(value.detach())
+            losses["mlm_degraded"] = self._mlm(run, token_mask.labels)
 
-        z_clean = clean.fused[rows]
-        dropped = view.dropped
-        for name, predictor, sel in (
-            ("domain_consistency", self.dc_predictor, ~dropped),
-            ("modality_resilience", self.mr_predictor, dropped),
-        ):
-            if predictor is None:
-                continue
-            center = None
-            if robust.consistency_center:
-                center = O.consistency_center(predictor, clean.fused)
-            if bool(sel.any()):
-                losses[name] = O.consistency_loss(predictor, run.fused[sel], z_clean[sel], center)
-            else:  # nobody in this role this step: 0, still in the graph
-                losses[name] = O._zero_like_graph(predictor(run.fused))
+        if obj.domain_consistency or obj.modality_resilience:
+            target = self._consistency_target(batch, clean)
+            for name, head, sel in (
+                ("domain_consistency", self.dc_head, ~view.dropped),
+                ("modality_resilience", self.mr_head, view.dropped),
+            ):
+                if head is None:
+                    continue
+                with torch.no_grad():
+                    projected = head.project(target)  # [B, k] the whole clean batch
+                center = O.consistency_center(projected) if robust.consistency_center else None
+                if bool(sel.any()):
+                    online = head(run.fused[sel])
+                    losses[name] = O.consistency_loss(online, projected[rows][sel], center)
+                else:  # nobody in this role this step: 0, still in the graph
+                    losses[name] = O._zero_like_graph(head(run.fused))
         metrics["view_image"] = float(view.image_view)
         metrics["view_text"] = float(view.text_view)
+        metrics["severity_max"] = float(view.severity_max)
         metrics["dropped_text"] = float(view.drop_text.float().mean())
         metrics["dropped_image"] = float(view.drop_image.float().mean())
 
     def _total(
         self, losses: dict[str, Tensor], metrics: dict[str, float], progress: float
     ) -> PretrainOutput:
+        """``L = Σ_clean w_k L_k + α r(t) Σ w_k L_k^degraded + Σ_robust λ_k r(t) L_k``; every
+        term (per pass) is also returned detached in ``losses`` (logged and plotted)."""
         obj, robust = self._config.objectives, self._config.robust
         ramp = O.ramp(progress, robust.ramp_fraction)
         total = None
         ordered: dict[str, Tensor] = {}
+        weights: dict[str, float] = {}
         for name in obj.enabled():
-            weight = obj.weight(name) * (ramp if name in ROBUST_OBJECTIVES else 1.0)
-            if name in ROBUST_OBJECTIVES:
+            weights[name] = obj.weight(name) * (ramp if name in ROBUST_OBJECTIVES else 1.0)
+        for name in ("mim", "mlm"):
+            if f"{name}_degraded" in losses:
+                weights[f"{name}_degraded"] = robust.degraded_weight * ramp * obj.weight(name)
+        for name, weight in weights.items():
+            if name in ROBUST_OBJECTIVES or name.endswith("_degraded"):
                 metrics[f"weight_{name}"] = weight
             term = weight * losses[name]
             total = term if total is None else total + term
@@ -596,11 +573,11 @@ class MMRModel(nn.Module):
         if obj.mlm:
             token_mask = self._text_mask(ids, eligible_tokens(attn, special))
             run = self._run(images, token_mask.input_ids, attn)
-            losses["mlm"] = self._mlm(run, token_mask.labels)[0]
+            losses["mlm"] = self._mlm(run, token_mask.labels)
         if obj.mim:
             patch_mask = random_patch_mask(b, cfg.vision.num_patches, obj.mim_mask_ratio, device)
             run = self._run(images, ids, attn, patch_mask.keep_ids, cfg.decoder_read_layer)
-            losses["mim"] = self._mim(run, patch_mask, images)[0]
+            losses["mim"] = self._mim(run, patch_mask, images)
         if obj.itm:
             assert self.itm_head is not None
             swap = (torch.rand(b, device=device) < 0.5) & (b >= 2)

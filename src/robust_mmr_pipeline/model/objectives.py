@@ -8,7 +8,6 @@ Every loss is computed in float32 (safe under autocast) and returns a scalar ten
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -147,62 +146,29 @@ def gla_local_loss(
 
 
 # ---------------------------------------------------------------- robust terms
-def consistency_loss(
-    predictor: Callable[[Tensor], Tensor],
-    z_view: Tensor,
-    z_clean: Tensor,
-    center: Tensor | None = None,
-) -> Tensor:
-    """``mean_b [1 - cos(f(z̃_b) - c, sg(f(z_b) - c))]``; no gradient reaches ``z_clean``'s branch.
+def consistency_loss(online: Tensor, target: Tensor, center: Tensor | None = None) -> Tensor:
+    """``mean_b [1 - cos(o_b - c, sg(t_b - c))]``: ``online`` ``[B, k]`` (gradient), ``target``
+    ``[B, k]`` (stop-gradient), ``c`` ``[k]`` (stop-gradient; 0 if ``None``), see
+    :func:`consistency_center`.
 
-    ``c`` (``[D]``, stop-gradient; 0 if ``None``) is the mean of ``f`` over the clean batch,
-    see :func:`consistency_center`.
+    With a consistency head (``heads.ConsistencyHead``): ``o = q(p(z̃))``, ``t = p(z)``.
     """
-    online = predictor(z_view.float())
-    with torch.no_grad():
-        target = predictor(z_clean.detach().float())
+    online, target = online.float(), target.detach().float()
     if center is not None:
         center = center.detach().float()
         online, target = online - center, target - center
     return (1.0 - F.cosine_similarity(online, target, dim=-1)).mean()
 
 
-def consistency_center(predictor: Callable[[Tensor], Tensor], z_clean: Tensor) -> Tensor:
-    """``c = sg(mean_b f(z_b))`` over the whole clean batch ``[B, D] -> [D]``.
+def consistency_center(projected_clean: Tensor) -> Tensor:
+    """``c = sg(mean_b p(z_b))`` over the whole clean batch ``[B, k] -> [k]``.
 
-    Our addition to METHOD's formula (DINO-style centring): with ``f`` on both sides, a
-    constant ``f`` gives ``cos = 1`` for any input, so the uncentred loss collapses to 0 within
-    a few steps and stops teaching the encoders. Centred, a constant ``f`` gives ``cos = 0``
-    (loss 1), and only sample-specific agreement between the views lowers the loss.
+    Our addition to METHOD's formula (DINO-style centring): a constant projection gives
+    ``cos = 1`` for any input, so the uncentred loss collapses to 0 within a few steps and stops
+    teaching the encoders. Centred, a constant projection gives ``cos = 0`` (loss 1), and only
+    sample-specific agreement between the views lowers the loss.
     """
-    with torch.no_grad():
-        return predictor(z_clean.detach().float()).mean(dim=0)
-
-
-def domain_consistency_loss(
-    g: Callable[[Tensor], Tensor],
-    z_perturbed: Tensor,
-    z_clean: Tensor,
-    center: Tensor | None = None,
-) -> Tensor:
-    """``L_dc = 1 - cos(g(z̃) - c, sg(g(z) - c))``; ``z̃`` perturbed view, ``z`` clean ``[B, 2d]``.
-
-    METHOD.md's ``1 - cos(g(z̃), sg(g(z)))`` is ``center=None``.
-    """
-    return consistency_loss(g, z_perturbed, z_clean, center)
-
-
-def modality_resilience_loss(
-    h: Callable[[Tensor], Tensor],
-    z_dropped: Tensor,
-    z_clean: Tensor,
-    center: Tensor | None = None,
-) -> Tensor:
-    """``L_mr = 1 - cos(h(z_drop) - c, sg(h(z) - c))``; ``z_drop`` with a modality dropped.
-
-    METHOD.md's ``1 - cos(h(z_drop), sg(h(z)))`` is ``center=None``.
-    """
-    return consistency_loss(h, z_dropped, z_clean, center)
+    return projected_clean.detach().float().mean(dim=0)
 
 
 def _domain_groups(features: Tensor, domain_ids: Tensor) -> list[Tensor]:

@@ -1,4 +1,4 @@
-"""Degraded views for Robust-MMR: perturbed images / texts and dropped modalities.
+"""Degraded views for Robust-MMR: perturbed images / reporting-style shifts / dropped modalities.
 
 One degraded batch per step, built from the clean batch:
 
@@ -6,21 +6,33 @@ One degraded batch per step, built from the clean batch:
    ``u < p_t`` drops the text (only ``[CLS] [SEP]`` left), ``p_t <= u < p_t + p_i`` drops the
    image (the normalisation-mean image, i.e. zeros after normalisation, or black).
 2. Asymmetric perturbation (if perturbed views are needed): one view per step,
-   ``image-only / text-only / both`` with ``robust.view_probs``. Images: a perturbation name
-   per sample from ``robust.image_perturbations`` and a severity ``s ~ U{s_min..s_max}`` per
-   sample via ``perturb.perturb_image``; texts: ``perturb.perturb_token_ids`` with a severity
-   per sample (length-preserving, so the clean ids stay the per-position targets). Dropped
-   samples keep their present modality clean, so modality resilience measures missingness
-   alone.
+   ``image-only / text-only / both`` with ``robust.view_probs``.
+
+   * Images: per sample a corruption from ``robust.image_perturbations`` at severity
+     ``s ~ U{s_min..s_max(t)}`` (``perturb.perturb_image``).
+   * Texts: the reporting-style shifts of ``perturb.text`` (abbreviations, telegraphic
+     style, synonyms, ...) applied to the STRING and re-tokenised. That happens in the data
+     collator (:class:`TextDegrader`, one family and severity per sample, drawn from torch's
+     global RNG), which adds ``degraded_input_ids`` / ``degraded_attention_mask`` /
+     ``degraded_special_tokens_mask`` / ``degraded_severity`` to the batch; here a sample
+     takes its degraded text when its severity is within the curriculum's ``s_max(t)``.
+   * ``s_max(t)`` (curriculum) grows linearly from ``s_min`` to ``s_max`` over the first
+     ``robust.severity_curriculum_fraction`` of training (0 = the full range from step 0).
+
+   Dropped samples keep their present modality clean, so modality resilience measures
+   missingness alone. A degraded text never gets MLM targets (its tokens no longer align with
+   the clean text): MLM in the degraded pass runs only on samples whose text is clean.
 
 Without perturbed views only the dropped samples form the degraded batch (no wasted compute).
-Randomness: torch's global RNG only.
+Randomness: torch's global RNG only (the trainer checkpoints it, so a resumed run draws the
+same views).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,12 +40,17 @@ from torch import Tensor
 from robust_mmr_pipeline.model.config import ConfigError, ModelConfig
 from robust_mmr_pipeline.perturb import (
     IMAGE_PERTURBATIONS,
-    TOKEN_KINDS,
+    TEXT_PERTURBATIONS,
     perturb_image,
-    perturb_token_ids,
+    perturb_text,
 )
 
 VIEWS: tuple[str, str, str] = ("image", "text", "both")
+DEGRADED_TEXT_KEYS: tuple[str, ...] = (
+    "degraded_input_ids",
+    "degraded_attention_mask",
+    "degraded_special_tokens_mask",
+)
 
 
 @dataclass
@@ -43,10 +60,12 @@ class DegradedBatch:
     Attributes:
         rows: long ``[B']``.
         pixel_values: ``[B', C, H, W]`` in [0, 1] (perturbed / dropped / clean).
-        input_ids, attention_mask, special_tokens_mask: ``[B', L]``.
-        changed_tokens: bool ``[B', L]``, tokens the text perturbation changed.
+        input_ids, attention_mask, special_tokens_mask: ``[B', L']``.
+        clean_text: bool ``[B']``, the text is the clean one (MLM targets allowed).
+        perturbed_image: bool ``[B']``, the image is corrupted.
         drop_text, drop_image: bool ``[B']``.
         view: ``"image" | "text" | "both"`` or ``"none"`` (modality dropping only).
+        severity_max: the curriculum's current maximum severity.
     """
 
     rows: Tensor
@@ -54,10 +73,12 @@ class DegradedBatch:
     input_ids: Tensor
     attention_mask: Tensor
     special_tokens_mask: Tensor
-    changed_tokens: Tensor
+    clean_text: Tensor
+    perturbed_image: Tensor
     drop_text: Tensor
     drop_image: Tensor
     view: str
+    severity_max: int
 
     @property
     def image_view(self) -> bool:
@@ -73,7 +94,7 @@ class DegradedBatch:
 
 
 def check_perturbations(config: ModelConfig) -> None:
-    """Fail at model build, not mid-training, on unknown perturbation names or token kinds."""
+    """Fail at model build, not mid-training, on unknown perturbation names."""
     if not config.needs_perturbed_views:
         return
     robust = config.robust
@@ -82,11 +103,57 @@ def check_perturbations(config: ModelConfig) -> None:
         raise ConfigError(
             f"robust.image_perturbations: unknown {unknown}; known: {list(IMAGE_PERTURBATIONS)}"
         )
-    kinds = robust.text_perturbation_kinds
-    if kinds is not None and (not kinds or any(k not in TOKEN_KINDS for k in kinds)):
+    unknown = [n for n in robust.text_perturbations if n not in TEXT_PERTURBATIONS]
+    if unknown:
         raise ConfigError(
-            f"robust.text_perturbation_kinds must be a non-empty subset of {TOKEN_KINDS}"
+            f"robust.text_perturbations: unknown {unknown}; known: {list(TEXT_PERTURBATIONS)}"
         )
+
+
+def curriculum_severity(config: ModelConfig, progress: float) -> int:
+    """``s_max(t)``: from ``severity_min`` up to ``severity_max`` over the curriculum share."""
+    robust = config.robust
+    fraction = robust.severity_curriculum_fraction
+    share = 1.0 if fraction <= 0 else min(1.0, max(0.0, progress) / fraction)
+    span = robust.severity_max - robust.severity_min
+    return robust.severity_min + round(share * span)
+
+
+class TextDegrader:
+    """Collator hook: reporting-style shifts of each text, re-tokenised (see module docstring).
+
+    ``__call__(texts)`` returns the degraded strings and each one's severity; the family and
+    the severity (``U{s_min..s_max}``) and the perturbation seed come from torch's global RNG.
+    """
+
+    def __init__(self, names: Sequence[str], severity_min: int, severity_max: int) -> None:
+        unknown = [n for n in names if n not in TEXT_PERTURBATIONS]
+        if unknown or not names:
+            raise ConfigError(
+                f"text degradation needs known perturbation names; unknown {unknown}, "
+                f"known: {list(TEXT_PERTURBATIONS)}"
+            )
+        self.names = tuple(names)
+        self.severity_min, self.severity_max = int(severity_min), int(severity_max)
+
+    @classmethod
+    def for_model(cls, config: ModelConfig) -> TextDegrader | None:
+        """The degrader a model with this config needs (None when it takes no text views)."""
+        robust = config.robust
+        if not config.needs_perturbed_views or robust.view_probs[1] + robust.view_probs[2] == 0:
+            return None
+        return cls(robust.text_perturbations, robust.severity_min, robust.severity_max)
+
+    def __call__(self, texts: Sequence[str]) -> tuple[list[str], list[int]]:
+        n = len(texts)
+        which = torch.randint(len(self.names), (n,)).tolist()
+        severity = torch.randint(self.severity_min, self.severity_max + 1, (n,)).tolist()
+        seeds = torch.randint(0, 2**31 - 1, (n,)).tolist()
+        out = [
+            perturb_text(str(text), self.names[k], s, seed)
+            for text, k, s, seed in zip(texts, which, severity, seeds, strict=True)
+        ]
+        return out, severity
 
 
 def sample_view(probs: Sequence[float]) -> str:
@@ -112,36 +179,10 @@ def perturb_images(
     return out
 
 
-def perturb_tokens(
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    special_tokens_mask: Tensor,
-    *,
-    vocab_size: int,
-    severity_min: int,
-    severity_max: int,
-    kinds: Sequence[str] | None,
-    special_ids: Sequence[int],
-    unk_token_id: int,
-) -> tuple[Tensor, Tensor]:
-    """Length-preserving token perturbation, severity ``U{min..max}`` per sample.
-
-    Special tokens and padding are never changed, and ``replace`` never draws a special id.
-    Returns ``(perturbed_ids [B, L], changed bool [B, L])``.
-    """
-    severity = torch.randint(severity_min, severity_max + 1, (input_ids.shape[0],))
-    extra = {} if kinds is None else {"kinds": tuple(kinds)}
-    ids, changed = perturb_token_ids(
-        input_ids,
-        severity.to(input_ids.device),
-        special_tokens_mask,
-        vocab_size,
-        attention_mask=attention_mask,
-        dropout_token_id=unk_token_id,
-        excluded_ids=list(special_ids),
-        **extra,
-    )
-    return ids, changed.bool()
+def _pad_to(ids: Tensor, length: int, value: int) -> Tensor:
+    if ids.shape[1] >= length:
+        return ids
+    return torch.nn.functional.pad(ids, (0, length - ids.shape[1]), value=value)
 
 
 def drop_texts(
@@ -162,11 +203,40 @@ def drop_texts(
     return torch.where(keep, input_ids, empty), attn, special
 
 
-def build_degraded_batch(batch: dict[str, Tensor], config: ModelConfig) -> DegradedBatch | None:
+def _degraded_texts(
+    batch: dict[str, Any], rows: Tensor, present: Tensor, severity_max: int, pad_id: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Clean texts of ``rows`` with the collator's degraded text where severity allows."""
+    missing = [k for k in (*DEGRADED_TEXT_KEYS, "degraded_severity") if k not in batch]
+    if missing:
+        raise ValueError(
+            f"a text view needs the batch keys {missing}: build the collator with "
+            "text_degrader=TextDegrader.for_model(config) (model/views.py)"
+        )
+    ids, attn = batch["input_ids"][rows], batch["attention_mask"][rows].long()
+    special = batch["special_tokens_mask"][rows].long()
+    new_ids, new_attn, new_special = (batch[k][rows].long() for k in DEGRADED_TEXT_KEYS)
+    length = max(ids.shape[1], new_ids.shape[1])
+    ids, new_ids = _pad_to(ids, length, pad_id), _pad_to(new_ids, length, pad_id)
+    attn, new_attn = _pad_to(attn, length, 0), _pad_to(new_attn, length, 0)
+    special, new_special = _pad_to(special, length, 1), _pad_to(new_special, length, 1)
+    severity = batch["degraded_severity"][rows].to(ids.device)
+    take = present & (severity <= severity_max)
+    pick = take[:, None]
+    return (
+        torch.where(pick, new_ids, ids),
+        torch.where(pick, new_attn, attn),
+        torch.where(pick, new_special, special),
+        ~take,
+    )
+
+
+def build_degraded_batch(
+    batch: dict[str, Any], config: ModelConfig, progress: float = 1.0
+) -> DegradedBatch | None:
     """The degraded view of a clean batch (see the module docstring); None if it would be empty."""
     robust, text_cfg = config.robust, config.text
     images, ids = batch["pixel_values"], batch["input_ids"]
-    attn, special = batch["attention_mask"].long(), batch["special_tokens_mask"].long()
     b, device = ids.shape[0], ids.device
 
     drop_text = torch.zeros(b, dtype=torch.bool)
@@ -183,40 +253,36 @@ def build_degraded_batch(batch: dict[str, Tensor], config: ModelConfig) -> Degra
     rows = torch.arange(b, device=device) if perturbed else (drop_text | drop_image).nonzero()[:, 0]
     if rows.numel() == 0:
         return None
-    images, ids, attn, special = images[rows], ids[rows], attn[rows], special[rows]
+    severity_max = curriculum_severity(config, progress)
+    images = images[rows]
     drop_text, drop_image = drop_text[rows], drop_image[rows]
-    changed = torch.zeros_like(ids, dtype=torch.bool)
+    present = ~(drop_text | drop_image)
     view = sample_view(robust.view_probs) if perturbed else "none"
 
-    present = ~(drop_text | drop_image)
+    perturbed_image = torch.zeros_like(present)
     if view in ("image", "both") and bool(present.any()):
         images = images.clone()
         images[present] = perturb_images(
-            images[present], robust.image_perturbations, robust.severity_min, robust.severity_max
+            images[present], robust.image_perturbations, robust.severity_min, severity_max
         )
-    if view in ("text", "both") and bool(present.any()):
-        new_ids, new_changed = perturb_tokens(
-            ids[present],
-            attn[present],
-            special[present],
-            vocab_size=text_cfg.vocab_size,
-            severity_min=robust.severity_min,
-            severity_max=robust.severity_max,
-            kinds=robust.text_perturbation_kinds,
-            special_ids=text_cfg.special_token_ids,
-            unk_token_id=text_cfg.unk_token_id,
+        perturbed_image = present.clone()
+    if view in ("text", "both"):
+        ids, attn, special, clean_text = _degraded_texts(
+            batch, rows, present, severity_max, text_cfg.pad_token_id
         )
-        ids, changed = ids.clone(), changed.clone()
-        ids[present], changed[present] = new_ids, new_changed
+    else:
+        ids = batch["input_ids"][rows]
+        attn = batch["attention_mask"][rows].long()
+        special = batch["special_tokens_mask"][rows].long()
+        clean_text = torch.ones_like(present)
 
     if bool(drop_text.any()):
-        empty_ids, empty_attn, empty_special = drop_texts(
+        ids, empty_attn, empty_special = drop_texts(
             ids, drop_text, text_cfg.cls_token_id, text_cfg.sep_token_id, text_cfg.pad_token_id
         )
-        ids = empty_ids
         attn = torch.where(drop_text[:, None], empty_attn, attn)
         special = torch.where(drop_text[:, None], empty_special, special)
-        changed = changed & ~drop_text[:, None]
+        clean_text = clean_text & ~drop_text
     if bool(drop_image.any()):
         if robust.image_drop_fill == "mean":
             fill = torch.tensor(config.vision.pixel_mean, dtype=images.dtype, device=device)
@@ -224,4 +290,16 @@ def build_degraded_batch(batch: dict[str, Tensor], config: ModelConfig) -> Degra
         else:
             fill = torch.zeros_like(images)
         images = torch.where(drop_image[:, None, None, None], fill, images)
-    return DegradedBatch(rows, images, ids, attn, special, changed, drop_text, drop_image, view)
+    return DegradedBatch(
+        rows=rows,
+        pixel_values=images,
+        input_ids=ids,
+        attention_mask=attn,
+        special_tokens_mask=special,
+        clean_text=clean_text,
+        perturbed_image=perturbed_image,
+        drop_text=drop_text,
+        drop_image=drop_image,
+        view=view,
+        severity_max=severity_max,
+    )

@@ -160,6 +160,7 @@ def run_pretraining(
         train,
     )
     from robust_mmr_pipeline.model import MMRModel
+    from robust_mmr_pipeline.model.views import TextDegrader
 
     config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
     config.validate()
@@ -177,7 +178,12 @@ def run_pretraining(
         train_pairs, cache, domains=domain_vocabulary(train_pairs["domain"].tolist())
     )
     # pad to the longest text of each batch: short captions cost no 48-token padding
-    collate = PairCollator(tokenizer, max_length=model_config.text.max_length, padding="longest")
+    collate = PairCollator(
+        tokenizer,
+        max_length=model_config.text.max_length,
+        padding="longest",
+        text_degrader=TextDegrader.for_model(model_config),
+    )
     memory = MemoryLogger()
     loggers = CompositeLogger(memory, MLflowLogger() if log_to_mlflow else None)
     loggers.log_params({"model": model_config.to_dict(), "trainer": dict(trainer)})

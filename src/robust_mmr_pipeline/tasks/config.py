@@ -42,7 +42,7 @@ class TaskOptions:
     * ``fusion_lr_mult``: learning-rate multiplier of the backbone's fusion layers and poolers
       (its unimodal encoders always get the base lr; the task head gets ``head_lr_mult``).
     * ``keep_pretraining_heads``: keep the backbone's pre-training heads (MIM decoder, MLM head,
-      robust predictors, and for VQA / classification also ITM and contrastive projections).
+      robust consistency heads, and for VQA / classification also ITM and contrastive projections).
       By default they are removed: they take no part in the task loss (no unused parameters
       under DDP, smaller checkpoints).
     """

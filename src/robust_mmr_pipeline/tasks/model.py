@@ -53,7 +53,7 @@ from robust_mmr_pipeline.tasks.heads import ClassifierHead
 from robust_mmr_pipeline.tasks.metrics import OOV_LABEL
 
 # Pre-training-only parts of MMRModel, removed from a task model's backbone (unless kept).
-PRETRAINING_ONLY: tuple[str, ...] = ("mim_decoder", "mlm_head", "dc_predictor", "mr_predictor")
+PRETRAINING_ONLY: tuple[str, ...] = ("mim_decoder", "mlm_head", "dc_head", "mr_head")
 # Parts only retrieval uses (ITM re-ranking and contrastive first stage).
 RETRIEVAL_PARTS: tuple[str, ...] = ("itm_head", "image_contrastive", "text_contrastive")
 

@@ -47,7 +47,8 @@ class IntRange:
 
 @dataclass
 class SearchSpace:
-    """Bounds of every tuned Robust-MMR knob (``model.objectives`` / ``model.robust``).
+    """Bounds of every tuned Robust-MMR knob (``model.objectives`` / ``model.robust``): λ_dc,
+    λ_mr, α (``degraded_weight``), the view probabilities, severities and the mask ratio.
 
     ``view_weight`` bounds the three raw weights (image-only, text-only, both) that are
     normalised into ``robust.view_probs``. The severity range is drawn as ``severity_min`` in its
@@ -64,17 +65,18 @@ class SearchSpace:
     severity_min: IntRange = field(default_factory=lambda: IntRange(1, 3))
     severity_max: IntRange = field(default_factory=lambda: IntRange(3, 5))
     perturbed_image_mask_ratio: FloatRange = field(default_factory=lambda: FloatRange(0.75, 0.9))
-    perturbed_token_mask_prob: FloatRange = field(default_factory=lambda: FloatRange(0.3, 0.7))
+    degraded_weight: FloatRange = field(default_factory=lambda: FloatRange(0.1, 1.0, log=True))
 
     def __post_init__(self) -> None:
         if not (self.severity_min.low >= 1 and self.severity_max.high <= 5):
             raise ValueError("severities must lie in 1..5")
         if self.severity_min.low > self.severity_max.high:
             raise ValueError("severity_min.low must be <= severity_max.high")
-        for name in ("perturbed_image_mask_ratio", "perturbed_token_mask_prob"):
-            bounds = getattr(self, name)
-            if not (bounds.low >= 0.0 and bounds.high < 1.0):
-                raise ValueError(f"{name} bounds must lie in [0, 1), got {bounds}")
+        bounds = self.perturbed_image_mask_ratio
+        if not (bounds.low >= 0.0 and bounds.high < 1.0):
+            raise ValueError(f"perturbed_image_mask_ratio bounds must lie in [0, 1), got {bounds}")
+        if self.degraded_weight.low < 0:
+            raise ValueError("degraded_weight.low must be >= 0")
         if self.view_weight.low < 0:
             raise ValueError("view_weight.low must be >= 0")
 

@@ -39,9 +39,7 @@ def sample(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
     values["perturbed_image_mask_ratio"] = _float(
         trial, "perturbed_image_mask_ratio", space.perturbed_image_mask_ratio
     )
-    values["perturbed_token_mask_prob"] = _float(
-        trial, "perturbed_token_mask_prob", space.perturbed_token_mask_prob
-    )
+    values["degraded_weight"] = _float(trial, "degraded_weight", space.degraded_weight)
     return values
 
 
@@ -68,6 +66,6 @@ def model_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
             "severity_min": int(values["severity_min"]),
             "severity_max": int(values["severity_max"]),
             "perturbed_image_mask_ratio": float(values["perturbed_image_mask_ratio"]),
-            "perturbed_token_mask_prob": float(values["perturbed_token_mask_prob"]),
+            "degraded_weight": float(values["degraded_weight"]),
         },
     }
