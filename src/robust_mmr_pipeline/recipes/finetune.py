@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -398,9 +397,11 @@ def finetune_task(
     root = Path(output_dir)
     best_root = root / BEST_DIR
     if not (config.resume or config.resume_from):
-        for folder in (root / "checkpoints", best_root):
-            if folder.exists():
-                shutil.rmtree(folder)
+        # The earlier run's checkpoints and best/ stay until this run has written its first
+        # checkpoint (the trainer deletes them then): a run that fails before loses nothing.
+        from robust_mmr_pipeline.engine import supersede_checkpoints
+
+        supersede_checkpoints(root / "checkpoints", extra_roots=[best_root])
     torch.manual_seed(config.seed)
     build = {
         "label_names": label_names,
