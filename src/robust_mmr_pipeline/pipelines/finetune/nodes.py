@@ -46,6 +46,9 @@ def finetune_tasks(
             "(a no-pretraining manifest): set finetune.from_scratch: true or run pretrain first."
         )
     backbone = None if params.from_scratch else pretrain_checkpoint["checkpoint"]
+    # A pre-trained backbone's token embeddings follow the ids of the tokenizer stored with its
+    # checkpoint; given none, finetune_task takes that one (the catalog's may be newer).
+    task_tokenizer = None if backbone else tokenizer
     model_config = recipe.manifest_backbone_config(pretrain_checkpoint, params.model)
     manifest: dict[str, Any] = {
         "protocol": params.protocol,
@@ -71,7 +74,7 @@ def finetune_tasks(
             train_rows,
             val_rows,
             image_cache["cache_dir"],
-            tokenizer,
+            task_tokenizer,
             backbone,
             model_config,
             params.task_options.get(task, {}),
