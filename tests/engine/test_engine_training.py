@@ -115,6 +115,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path, num_workers: in
     assert resumed.step == 8
     full_steps, resumed_steps = _by_step(full.losses), _by_step(resumed.losses)
     assert sorted(resumed_steps) == list(range(1, 9))
+    assert [list(r) for r in resumed.losses] == [list(r) for r in full.losses]  # same columns
     for step in range(1, 9):
         for key in ("loss", "mse", "aux", "lr"):
             assert resumed_steps[step][key] == pytest.approx(

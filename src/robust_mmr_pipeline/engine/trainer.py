@@ -212,6 +212,13 @@ def _scalar(value: Any, device: torch.device) -> torch.Tensor:
     return tensor.to(device=device, dtype=torch.float32).reshape(())
 
 
+def _ordered_like(template: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with the keys of ``template`` first, in its order, then any others."""
+    ordered = {key: record[key] for key in template if key in record}
+    ordered.update({key: value for key, value in record.items() if key not in ordered})
+    return ordered
+
+
 def _model_flops(model: nn.Module) -> float | None:
     provider = getattr(model, "flops_per_sample", None)
     if not callable(provider):
@@ -641,6 +648,10 @@ class _TrainingRun:
                 self.samples_seen += samples_per_step
                 record = {"step": float(self.step), **dict(zip(names, values, strict=True))}
                 record["lr"] = lr
+                if self.history and list(self.history[-1]) != list(record):
+                    # records read back from a checkpoint have sorted keys: give them this
+                    # run's order, so a resumed run's loss table equals an uninterrupted one's
+                    self.history = [_ordered_like(record, r) for r in self.history]
                 self.history.append(record)
                 elapsed = self.clock() - start
                 self.train_time += elapsed
