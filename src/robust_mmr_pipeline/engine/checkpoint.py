@@ -542,7 +542,10 @@ def supersede_checkpoints(root: str | os.PathLike[str], extra_roots: Sequence[Pa
         marker.unlink(missing_ok=True)
         return 0
     root.mkdir(parents=True, exist_ok=True)
-    entries = [{"path": str(path.resolve()), "id": _folder_identity(path)} for path in folders]
+    # paths relative to the marker's folder: the project may be moved between runs
+    entries = [
+        {"path": os.path.relpath(path, root), "id": _folder_identity(path)} for path in folders
+    ]
     tmp = root / f"{_TMP_PREFIX}{SUPERSEDED_FILE}-{uuid.uuid4().hex[:12]}"
     write_json(tmp, {"format_version": FORMAT_VERSION, "folders": entries})
     _fsync_file(tmp)
@@ -558,7 +561,7 @@ def superseded_checkpoints(root: str | os.PathLike[str]) -> list[Path]:
         return []
     found = []
     for entry in read_json(marker).get("folders", []):
-        path = Path(entry["path"])
+        path = Path(os.path.normpath(Path(root) / entry["path"]))
         if path.is_dir() and not path.is_symlink() and _folder_identity(path) == entry["id"]:
             found.append(path)
     return found
