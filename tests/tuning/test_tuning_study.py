@@ -15,6 +15,7 @@ from robust_mmr_pipeline.tuning import TuningParams, build_storage, open_study, 
 from robust_mmr_pipeline.tuning.objective import validation_split
 from robust_mmr_pipeline.tuning.report import params_string, study_figures
 from robust_mmr_pipeline.tuning.space import model_overrides, sample
+from robust_mmr_pipeline.tuning.study import fail_stale_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[2]
@@ -72,6 +73,23 @@ def test_interrupted_study_resumes_and_stale_running_trial_is_failed(tmp_path: P
     trials = open_study(params).get_trials()
     assert resumed["trials_run"] == [3] and [t.number for t in trials] == [0, 1, 2, 3]
     assert trials[0].state == TrialState.FAIL and "stale" in trials[0].user_attrs["failure"]
+
+
+def test_journal_recovery_fails_only_trials_older_than_the_timeout(tmp_path: Path) -> None:
+    params = _params(tmp_path)
+    study = open_study(params)
+    running = study.ask()  # RUNNING, started just now by a worker that may still be alive
+    started = study.get_trials()[0].datetime_start
+    assert started is not None
+    day = 86400.0
+    assert (
+        fail_stale_trials(study, day, clock=lambda: started + dt.timedelta(seconds=day - 1)) == []
+    )
+    assert study.get_trials()[0].state == TrialState.RUNNING
+    later = started + dt.timedelta(seconds=day + 1)  # an injected clock, one day later
+    assert fail_stale_trials(study, day, clock=lambda: later) == [running.number]
+    trial = open_study(params).get_trials()[0]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["failure"] == "stale: worker died"
 
 
 def _backdate_heartbeat(
