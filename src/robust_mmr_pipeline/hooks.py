@@ -128,16 +128,24 @@ class RunSummaryHooks:
 # ----------------------------------------------------------------------------- processes
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (after the command name, which may hold spaces)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def _process_start(pid: int) -> str | None:
     """What tells process ``pid`` apart from a later one given the same number: the boot id and
-    its start time (clock ticks after boot) from /proc. None where /proc is not available."""
+    its start time (clock ticks after boot, field 22) from /proc. None without /proc."""
+    fields = _proc_stat(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
         boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="utf-8").strip()
     except OSError:
         return None
-    # Fields after the command name (which may hold spaces): state is field 3, starttime 22.
-    return f"{boot}:{stat[stat.rindex(')') + 2 :].split()[19]}"
+    return f"{boot}:{fields[19]}" if fields else None
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,9 @@ class ProcessRecord:
             return True
         except PermissionError:  # alive, another user's
             pass
+        fields = _proc_stat(self.pid)
+        if fields and fields[0] == "Z":  # killed, not yet reaped by its parent
+            return True
         now = _process_start(self.pid)
         return self.started is not None and now is not None and now != self.started
 
