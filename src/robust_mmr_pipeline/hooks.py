@@ -1,11 +1,24 @@
-"""Project hooks: typed parameter validation before a run, and a summary of results after it."""
+"""Project hooks: typed parameter validation before a run, a summary of results after it, one
+run at a time per project (run lock), and no MLflow run left RUNNING by a dead process."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+try:  # POSIX advisory locks (shared / exclusive, dropped by the kernel when a process dies)
+    import fcntl
+except ImportError:  # Windows: no run lock
+    fcntl = None  # type: ignore[assignment]
 
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
@@ -125,3 +138,325 @@ class RunSummaryHooks:
         except ImportError:
             pass
         print("\n".join(lines))  # noqa: T201 - the user-facing summary of `kedro run`
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (after the command name, which may hold spaces)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _process_start(pid: int) -> str | None:
+    """What tells process ``pid`` apart from a later one given the same number: the boot id and
+    its start time (clock ticks after boot, field 22) from /proc. None without /proc."""
+    fields = _proc_stat(pid)
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return f"{boot}:{fields[19]}" if fields else None
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """A process as another process can recognise it later (host, pid, start identity)."""
+
+    host: str
+    pid: int
+    started: str | None
+
+    @classmethod
+    def current(cls) -> ProcessRecord:
+        return cls(socket.gethostname(), os.getpid(), _process_start(os.getpid()))
+
+    def gone(self) -> bool | None:
+        """True when the process has certainly ended, False when it runs, None when this
+        machine cannot tell (the process ran on another host)."""
+        if self.host != socket.gethostname():
+            return None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            pass
+        fields = _proc_stat(self.pid)
+        if fields and fields[0] == "Z":  # killed, not yet reaped by its parent
+            return True
+        now = _process_start(self.pid)
+        return self.started is not None and now is not None and now != self.started
+
+
+def _pipeline_names(run_params: dict[str, Any]) -> list[str]:
+    return list(run_params.get("pipeline_names") or ["__default__"])
+
+
+# ----------------------------------------------------------------------------- run lock
+
+
+class ProjectBusyError(RuntimeError):
+    """Another Kedro run holds this project's run lock; the message names it and the fix."""
+
+
+class ProjectRunLock:
+    """One Kedro run at a time per project, or several runs of pipelines built to share it.
+
+    Two runs in one project write the same ``data/`` files, checkpoints and MLflow runs (two
+    ``kedro run --pipelines ingestion`` started together broke each other's files). A run takes
+    ``data/.kedro-run/lock`` exclusively; runs whose pipelines are all ``shared`` (tuning
+    workers joining one Optuna study) take it shared, with each other. The lock is an advisory
+    ``flock``: the kernel drops it when its process ends, however it ends, so a killed run never
+    leaves the project locked. Each holder writes ``<host>-<pid>.json`` next to it (what,
+    since when), which names it to a run that is refused.
+    """
+
+    def __init__(self, project_path: str | os.PathLike[str]) -> None:
+        self.folder = Path(project_path) / "data" / ".kedro-run"
+        self.path = self.folder / "lock"
+        self._fd: int | None = None
+        self._record: Path | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(
+        self,
+        pipelines: list[str],
+        shared: bool = False,
+        env: str | None = None,
+        shared_pipelines: Iterable[str] = (),
+    ) -> None:
+        """Take the lock or raise :class:`ProjectBusyError` at once (never waits)."""
+        if fcntl is None or self.held:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ProjectBusyError(self._busy_message(pipelines, shared_pipelines)) from None
+        self._fd = fd
+        me = ProcessRecord.current()
+        for path, record in self._holders():
+            if shared and record.get("process") and _record_process(record).gone() is not True:
+                continue  # a live run sharing the lock
+            path.unlink(missing_ok=True)  # a holder that ended without cleaning up
+        self._record = self.folder / f"{me.host}-{me.pid}.json"
+        info = {
+            "process": asdict(me),
+            "pipelines": pipelines,
+            "env": env,
+            "mode": "shared" if shared else "exclusive",
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        tmp = self.folder / f".{self._record.name}.{uuid.uuid4().hex[:12]}.tmp"
+        tmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
+        os.replace(tmp, self._record)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        if self._record is not None:
+            self._record.unlink(missing_ok=True)
+            self._record = None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def _holders(self) -> Iterator[tuple[Path, dict[str, Any]]]:
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                yield path, json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+
+    def _busy_message(self, pipelines: list[str], shared_pipelines: Iterable[str]) -> str:
+        lines = [
+            f"This project ({self.folder.parent.parent}) is in use by another Kedro run, so "
+            f"this run (pipeline(s) {', '.join(pipelines)}) did not start:"
+        ]
+        holders = [
+            record
+            for _, record in self._holders()
+            if record.get("process") and _record_process(record).gone() is not True
+        ]
+        for record in holders:
+            process = _record_process(record)
+            lines.append(
+                f"  pid {process.pid} on host {process.host}: pipeline(s) "
+                f"{', '.join(record.get('pipelines') or ['?'])} (env {record.get('env')}), "
+                f"started {record.get('since')}"
+            )
+        if not holders:
+            lines.append(f"  a process that has not recorded itself yet (lock file {self.path})")
+        stop = " or ".join(f"kill {_record_process(r).pid}" for r in holders) or "stop it"
+        shared = sorted(shared_pipelines)
+        lines += [
+            "Two runs in one project write the same data/ files, checkpoints and MLflow runs.",
+            f"Fix: wait for that run to finish (or, if it is stuck, {stop}), then run again.",
+        ]
+        if shared:
+            lines.append(
+                f"Runs of {', '.join(shared)} alone may run together (they share one study)."
+            )
+        return "\n".join(lines)
+
+
+def _record_process(record: dict[str, Any]) -> ProcessRecord:
+    process = record["process"]
+    return ProcessRecord(str(process["host"]), int(process["pid"]), process.get("started"))
+
+
+class ProjectRunLockHooks:
+    """Hold :class:`ProjectRunLock` from before the first hook of a run to its end.
+
+    A wrapper around ``before_pipeline_run``: a refused run raises before kedro-mlflow opens an
+    MLflow run or any node starts; an error in a later ``before_pipeline_run`` hook (e.g. bad
+    parameters) releases the lock again.
+    """
+
+    def __init__(self, shared_pipelines: Iterable[str] = ("tuning",)) -> None:
+        self.shared_pipelines = frozenset(shared_pipelines)
+        self._lock: ProjectRunLock | None = None
+
+    @hook_impl(wrapper=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> Iterator[Any]:
+        self._release()  # left by a run of this process that ended without its closing hooks
+        names = _pipeline_names(run_params)
+        lock = ProjectRunLock(run_params.get("project_path") or Path.cwd())
+        lock.acquire(
+            names,
+            shared=set(names) <= self.shared_pipelines,
+            env=run_params.get("env"),
+            shared_pipelines=self.shared_pipelines,
+        )
+        self._lock = lock
+        try:
+            return (yield)
+        except BaseException:
+            self._release()
+            raise
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self) -> None:
+        self._release()
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+# ----------------------------------------------------------------------------- MLflow runs
+
+TAG_HOST = "robust_mmr.host"
+TAG_PID = "robust_mmr.pid"
+TAG_PROCESS_START = "robust_mmr.process_start"
+TAG_PROJECT = "robust_mmr.project"
+TAG_KILLED = "robust_mmr.killed"
+
+
+def terminate_runs_of_dead_processes(client: Any, project: str) -> list[str]:
+    """Mark KILLED this project's MLflow runs still RUNNING whose process has ended (and their
+    RUNNING nested runs). Runs from another host, or without the process tags, are left alone.
+    Returns the ids of the runs marked."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    host = socket.gethostname()
+    running = client.search_runs(
+        experiments,
+        f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'",
+        max_results=1000,
+    )
+    killed: list[str] = []
+    for run in running:
+        tags = run.data.tags
+        if tags.get(TAG_PROJECT) != project or not str(tags.get(TAG_PID, "")).isdigit():
+            continue
+        process = ProcessRecord(host, int(tags[TAG_PID]), tags.get(TAG_PROCESS_START))
+        if process.gone() is not True:
+            continue
+        reason = (
+            f"process {process.pid} on {host} ended while the run was RUNNING (killed or "
+            "crashed); marked at the start of a later run"
+        )
+        pending = [run.info.run_id]
+        while pending:
+            run_id = pending.pop()
+            client.set_tag(run_id, TAG_KILLED, reason)
+            client.set_terminated(run_id, status="KILLED")
+            killed.append(run_id)
+            children = client.search_runs(
+                experiments,
+                f"attributes.status = 'RUNNING' and tags.`mlflow.parentRunId` = '{run_id}'",
+            )
+            pending += [child.info.run_id for child in children]
+        logger.warning(
+            "MLflow run %s (%s) was left RUNNING by %s: marked KILLED.",
+            run.info.run_id,
+            tags.get("kedro_command") or run.info.run_name,
+            f"process {process.pid}, which is gone",
+        )
+    return killed
+
+
+class MlflowRunStateHooks:
+    """No MLflow run of this project stays RUNNING once its process is gone.
+
+    Every run kedro-mlflow opens is tagged with its host, pid and process start; at the start of
+    each later run, RUNNING runs whose process has ended (``kill -9``, a crash, a machine that
+    went down) are marked KILLED. A run that fails before its first node (an error in another
+    ``before_pipeline_run`` hook, e.g. bad parameters) is ended FAILED at once.
+    """
+
+    def __init__(self) -> None:
+        self._enabled = False
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        from kedro.config import MissingConfigException
+
+        try:
+            self._enabled = bool(context.config_loader["mlflow"])
+        except MissingConfigException:
+            self._enabled = False
+
+    @hook_impl(wrapper=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> Iterator[Any]:
+        if not self._enabled:
+            return (yield)
+        import mlflow
+
+        project = str(Path(run_params.get("project_path") or Path.cwd()).resolve())
+        try:
+            terminate_runs_of_dead_processes(mlflow.MlflowClient(), project)
+        except Exception as exc:  # a cleanup of earlier runs never stops this one
+            logger.warning("Could not check for MLflow runs left RUNNING: %s", exc)
+        before = mlflow.active_run()
+        try:
+            result = yield
+        except BaseException:
+            active = mlflow.active_run()
+            if active is not None and (before is None or active.info.run_id != before.info.run_id):
+                mlflow.end_run(status="FAILED")
+            raise
+        if mlflow.active_run() is not None:
+            me = ProcessRecord.current()
+            tags = {TAG_HOST: me.host, TAG_PID: str(me.pid), TAG_PROJECT: project}
+            if me.started is not None:
+                tags[TAG_PROCESS_START] = me.started
+            mlflow.set_tags(tags)
+        return result

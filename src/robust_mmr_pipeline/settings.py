@@ -13,7 +13,9 @@ from kedro.config import OmegaConfigLoader
 
 from robust_mmr_pipeline.hooks import (
     MlflowExperimentHooks,
+    MlflowRunStateHooks,
     ParameterValidationHooks,
+    ProjectRunLockHooks,
     RunSummaryHooks,
 )
 
@@ -28,7 +30,14 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-HOOKS = (MlflowExperimentHooks(), ParameterValidationHooks(), RunSummaryHooks())
+HOOKS = (
+    MlflowExperimentHooks(),
+    ParameterValidationHooks(),
+    RunSummaryHooks(),
+    # One run per project at a time; tuning workers may share it (they join one Optuna study).
+    ProjectRunLockHooks(shared_pipelines=("tuning",)),
+    MlflowRunStateHooks(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -128,14 +128,16 @@ def make_model(seed: int = 0, **overrides: Any) -> TinyModel:
     return TinyModel(TinyConfig(**overrides))
 
 
-def make_tokenizer() -> Any:
+RADIOLOGY_WORDS = ("no", "acute", "findings", "chest", "ct", "left", "lung", "opacity", "normal")
+
+
+def make_tokenizer(words: tuple[str, ...] = (*RADIOLOGY_WORDS, "mri")) -> Any:
     """A WordLevel fast tokenizer over a tiny radiology vocabulary, wrapped for transformers."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    words = ["no", "acute", "findings", "chest", "ct", "left", "lung", "opacity", "normal", "mri"]
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {token: index for index, token in enumerate(specials + words)}
+    vocab = {token: index for index, token in enumerate([*specials, *words])}
     core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     core.post_processor = processors.TemplateProcessing(

@@ -115,6 +115,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path, num_workers: in
     assert resumed.step == 8
     full_steps, resumed_steps = _by_step(full.losses), _by_step(resumed.losses)
     assert sorted(resumed_steps) == list(range(1, 9))
+    assert [list(r) for r in resumed.losses] == [list(r) for r in full.losses]  # same columns
     for step in range(1, 9):
         for key in ("loss", "mse", "aux", "lr"):
             assert resumed_steps[step][key] == pytest.approx(
@@ -173,22 +174,25 @@ def test_bf16_on_cpu_trains_in_fp32(tmp_path: Path, caplog: pytest.LogCaptureFix
 
 def test_logging_throughput_and_summary(tmp_path: Path) -> None:
     logger = MemoryLogger()
+    ticks = iter(range(1000))
     result = train(
         make_model(),
         RegressionDataset(n=16),
         _config(tmp_path, "log", max_steps=4, log_every=2),
         logger=logger,
+        clock=lambda: 0.5 * next(ticks),  # an injected clock: each step takes 0.5 s
     )
     assert [step for step, _ in logger.metrics] == [2, 4]
     metrics = logger.metrics[-1][1]
     assert {"train/loss", "train/mse", "train/aux", "train/lr", "train/grad_norm"} <= set(metrics)
-    assert metrics["throughput/samples_per_s"] > 0 and metrics["throughput/flops_per_s"] > 0
+    flops_per_sample = make_model().flops_per_sample()
+    assert metrics["throughput/samples_per_s"] == pytest.approx(8.0)  # 2 steps x 4 in 1 s
+    assert metrics["throughput/flops_per_s"] == pytest.approx(8.0 * flops_per_sample)
     params = logger.params[0]
     assert params["trainer"]["max_steps"] == 4 and params["model"]["hidden"] == 8
     assert logger.checkpoints == [(result.checkpoint_dir, 4, True)]
-    assert result.samples_per_s > 0 and result.flops_per_s is not None
-    expected_flops = result.samples_per_s * make_model().flops_per_sample()
-    assert result.flops_per_s == pytest.approx(expected_flops)
+    assert result.samples_per_s == pytest.approx(8.0) and result.train_time_s == pytest.approx(2.0)
+    assert result.flops_per_s == pytest.approx(8.0 * flops_per_sample)
     assert result.peak_memory_mb > 0
     assert len(result.loss_curve("mse")) == 4
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 from pathlib import Path
 
 import optuna
@@ -11,10 +11,11 @@ import pytest
 from optuna.trial import TrialState
 
 from robust_mmr_pipeline.engine import NonFiniteLossError
-from robust_mmr_pipeline.tuning import TuningParams, open_study, run_study
+from robust_mmr_pipeline.tuning import TuningParams, build_storage, open_study, run_study
 from robust_mmr_pipeline.tuning.objective import validation_split
 from robust_mmr_pipeline.tuning.report import params_string, study_figures
 from robust_mmr_pipeline.tuning.space import model_overrides, sample
+from robust_mmr_pipeline.tuning.study import fail_stale_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[2]
@@ -74,16 +75,61 @@ def test_interrupted_study_resumes_and_stale_running_trial_is_failed(tmp_path: P
     assert trials[0].state == TrialState.FAIL and "stale" in trials[0].user_attrs["failure"]
 
 
-def test_sqlite_heartbeat_fails_the_trial_of_a_dead_worker(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    params = _params(tmp_path, storage=url, heartbeat_interval_s=1, grace_period_s=2, n_trials=1)
+def test_journal_recovery_fails_only_trials_older_than_the_timeout(tmp_path: Path) -> None:
+    params = _params(tmp_path)
     study = open_study(params)
-    dead = study.ask()
-    study._storage.record_heartbeat(dead._trial_id)
-    time.sleep(2.5)
+    running = study.ask()  # RUNNING, started just now by a worker that may still be alive
+    started = study.get_trials()[0].datetime_start
+    assert started is not None
+    day = 86400.0
+    assert (
+        fail_stale_trials(study, day, clock=lambda: started + dt.timedelta(seconds=day - 1)) == []
+    )
+    assert study.get_trials()[0].state == TrialState.RUNNING
+    later = started + dt.timedelta(seconds=day + 1)  # an injected clock, one day later
+    assert fail_stale_trials(study, day, clock=lambda: later) == [running.number]
+    trial = open_study(params).get_trials()[0]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["failure"] == "stale: worker died"
+
+
+def _backdate_heartbeat(
+    storage: optuna.storages.RDBStorage, trial_id: int, by: dt.timedelta
+) -> None:
+    """Move a trial's last heartbeat ``by`` into the past: a worker silent that long (the
+    row Optuna's ``_get_stale_trial_ids`` compares with the database clock)."""
+    import sqlalchemy
+    from optuna.storages._rdb.models import TrialHeartbeatModel
+
+    table = TrialHeartbeatModel.__table__
+    with storage.engine.begin() as connection:
+        beat = connection.execute(
+            sqlalchemy.select(table.c.heartbeat).where(table.c.trial_id == trial_id)
+        ).scalar_one()
+        connection.execute(
+            table.update().where(table.c.trial_id == trial_id).values(heartbeat=beat - by)
+        )
+
+
+def test_sqlite_heartbeat_fails_the_trial_of_a_dead_worker(tmp_path: Path) -> None:
+    # No sleep against the grace period: the dead worker's heartbeat is written, then moved two
+    # hours back; a live worker's heartbeat is fresh. Optuna's own stale-trial check (run by
+    # study.optimize) must fail the first and leave the second RUNNING.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    params = _params(
+        tmp_path, storage=url, heartbeat_interval_s=60, grace_period_s=3600, n_trials=1
+    )
+    storage = build_storage(params)
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    study = open_study(params, storage)
+    dead, live = study.ask(), study.ask()
+    storage.record_heartbeat(dead._trial_id)
+    storage.record_heartbeat(live._trial_id)
+    _backdate_heartbeat(storage, dead._trial_id, dt.timedelta(hours=2))
+    assert storage._get_stale_trial_ids(study._study_id) == [dead._trial_id]
+
     run_study(open_study(params), _objective(), params)
     states = [t.state for t in open_study(params).get_trials()]
-    assert states == [TrialState.FAIL, TrialState.COMPLETE]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.COMPLETE]
 
 
 def test_trial_seeds_are_reproducible_and_distinct_per_trial(tmp_path: Path) -> None:

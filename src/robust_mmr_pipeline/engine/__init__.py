@@ -27,6 +27,8 @@ from robust_mmr_pipeline.engine.checkpoint import (  # noqa: E402
     read_trainer_state,
     resolve_checkpoint,
     save_checkpoint,
+    supersede_checkpoints,
+    tokenizer_fingerprint,
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError  # noqa: E402
@@ -94,6 +96,8 @@ __all__ = [
     "resolve_checkpoint",
     "resolve_model_class",
     "save_checkpoint",
+    "supersede_checkpoints",
+    "tokenizer_fingerprint",
     "train",
     "verify_checkpoint",
 ]

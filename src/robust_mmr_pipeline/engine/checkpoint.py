@@ -17,16 +17,24 @@ Folder layout (``root`` is ``<output_dir>/checkpoints``)::
       step-00000200/
       last -> step-00000200      relative symlink (a text file holding the name where symlinks
                                  are unsupported)
+      superseded.json            only while a fresh run replaces an earlier run's checkpoints:
+                                 the folders to delete once it has written its first one
 
 Atomicity: a checkpoint is written into ``root/.tmp-<name>-<random>/``, every file and the folder
 are fsync'ed, then the folder is renamed to its final name with ``os.replace`` and the parent is
 fsync'ed; ``last`` is replaced the same way. A crash leaves at most a ``.tmp-*`` folder, which
 listing ignores and the next save removes; a folder with a final name is always complete.
+
+Replacing a run: :func:`supersede_checkpoints` marks the checkpoints of an earlier run instead of
+deleting them; the trainer then starts fresh and deletes them only after it has written its own
+first checkpoint. A run that fails before that (a bad model setting, a kill) leaves the earlier
+checkpoints, and whatever points at them, intact.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -34,7 +42,7 @@ import re
 import shutil
 import typing
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +77,7 @@ SCALER_STATE = "scaler.json"
 RNG_TENSORS = "rng.safetensors"
 RNG_META = "rng.json"
 TOKENIZER_DIR = "tokenizer"
+SUPERSEDED_FILE = "superseded.json"
 REQUIRED_FILES: tuple[str, ...] = (MODEL_WEIGHTS, MODEL_META)
 FORMAT_VERSION = 1
 
@@ -535,6 +544,103 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """SHA-256 of what makes a tokenizer encode the way it does: the fast tokenizer's JSON
+    (vocabulary, normalizer, pre-tokenizer, post-processor, added tokens) without the runtime
+    truncation / padding state, else its vocabulary."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        spec = json.loads(backend.to_str())
+        spec.pop("truncation", None)
+        spec.pop("padding", None)
+    else:
+        spec = {"vocab": dict(tokenizer.get_vocab())}
+    text = json.dumps(spec, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_tokenizer_matches(tokenizer: Any, checkpoint_dir: str | os.PathLike[str]) -> None:
+    """Raise :class:`CheckpointError` when ``tokenizer`` is not the one saved with the checkpoint.
+
+    A model's token embeddings are indexed by its tokenizer's ids: continuing (resuming or
+    fine-tuning) with another tokenizer silently scrambles them.
+    """
+    path = resolve_checkpoint(checkpoint_dir)
+    saved = load_tokenizer(path)
+    if tokenizer is None or saved is None:
+        return
+    if tokenizer_fingerprint(tokenizer) != tokenizer_fingerprint(saved):
+        raise CheckpointError(
+            f"The tokenizer given to continue from {path} is not the one saved with it "
+            f"({path / TOKENIZER_DIR}): its token ids would not match the model's embeddings. "
+            "Use the checkpoint's tokenizer (engine.load_tokenizer(checkpoint) / "
+            "load_model(checkpoint)), or start a fresh run."
+        )
+
+
+# --------------------------------------------------------------------------- superseding
+
+
+def _folder_identity(path: Path) -> list[int]:
+    """Device and inode of a folder: a later folder written under the same name (an atomic
+    replace) has another inode, so it is never mistaken for the superseded one."""
+    info = path.stat()
+    return [int(info.st_dev), int(info.st_ino)]
+
+
+def supersede_checkpoints(root: str | os.PathLike[str], extra_roots: Sequence[Path] = ()) -> int:
+    """Mark the step checkpoints under ``root`` (and ``extra_roots``) as belonging to an earlier
+    run, to be deleted by :func:`remove_superseded` once a fresh run in ``root`` has written its
+    first checkpoint. Returns how many folders are marked (none: no marker is left behind).
+    """
+    root = Path(root)
+    folders = [path for r in (root, *map(Path, extra_roots)) for _, path in list_checkpoints(r)]
+    marker = root / SUPERSEDED_FILE
+    if not folders:
+        marker.unlink(missing_ok=True)
+        return 0
+    root.mkdir(parents=True, exist_ok=True)
+    # paths relative to the marker's folder: the project may be moved between runs
+    entries = [
+        {"path": os.path.relpath(path, root), "id": _folder_identity(path)} for path in folders
+    ]
+    tmp = root / f"{_TMP_PREFIX}{SUPERSEDED_FILE}-{uuid.uuid4().hex[:12]}"
+    write_json(tmp, {"format_version": FORMAT_VERSION, "folders": entries})
+    _fsync_file(tmp)
+    os.replace(tmp, marker)
+    _fsync_dir(root)
+    return len(entries)
+
+
+def superseded_checkpoints(root: str | os.PathLike[str]) -> list[Path]:
+    """The marked folders of an earlier run under ``root`` that still exist unchanged."""
+    marker = Path(root) / SUPERSEDED_FILE
+    if not marker.is_file():
+        return []
+    found = []
+    for entry in read_json(marker).get("folders", []):
+        path = Path(os.path.normpath(Path(root) / entry["path"]))
+        if path.is_dir() and not path.is_symlink() and _folder_identity(path) == entry["id"]:
+            found.append(path)
+    return found
+
+
+def remove_superseded(root: str | os.PathLike[str]) -> list[Path]:
+    """Delete the marked folders of the earlier run (never one written since) and the marker."""
+    root = Path(root)
+    removed = superseded_checkpoints(root)
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    (root / SUPERSEDED_FILE).unlink(missing_ok=True)
+    _fsync_dir(root)
+    return removed
+
+
+def keep_superseded(root: str | os.PathLike[str]) -> None:
+    """Forget the marker: the earlier run's checkpoints stay (e.g. that run is being resumed)."""
+    (Path(root) / SUPERSEDED_FILE).unlink(missing_ok=True)
 
 
 def load_model(

@@ -55,7 +55,9 @@ class TrainerConfig:
     otherwise); ``resume_from`` names a checkpoint folder explicitly. Resuming restores weights,
     optimizer, scheduler position, RNG streams and data position; the optimizer settings of the
     current config (lr, head_lr_mult, weight_decay, betas, eps) win over the saved ones. A fresh
-    run refuses an ``output_dir`` that already holds checkpoints. To *initialise* a new run
+    run refuses an ``output_dir`` that already holds checkpoints, unless they were marked with
+    ``supersede_checkpoints`` (then it deletes them after its own first checkpoint). A resumed
+    run must be given the tokenizer saved with its checkpoint. To *initialise* a new run
     (fine-tuning) from pre-trained weights, load them with ``load_model`` instead.
 
     Logging: metrics every ``log_every`` steps to the logger, ``eval_fn`` every ``eval_every``

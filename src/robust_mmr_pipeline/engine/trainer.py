@@ -20,7 +20,12 @@ Reproducibility: the data order depends only on ``config.seed``; the model's ran
 process together with the data position, so a resumed run reproduces the uninterrupted loss
 curve. Evaluation runs inside :func:`~robust_mmr_pipeline.engine.rng.preserved_rng_state`, so it
 never changes the training streams. The scheduler steps once per optimizer step, also when an
-fp16 step is skipped by the grad scaler (the schedule stays tied to the step count).
+fp16 step is skipped by the grad scaler (the schedule stays tied to the step count). A resumed
+run must be given the tokenizer saved with its checkpoint (checked).
+
+Fault injection: with the environment variable ``ROBUST_MMR_FAULT_KILL_AFTER_CHECKPOINT=<step>``
+every process SIGKILLs itself right after the checkpoint of that step is written: the
+deterministic "killed mid-way" of the resume tests (no timed kill).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -55,12 +62,16 @@ from robust_mmr_pipeline.engine.checkpoint import (
     CHECKPOINTS_DIRNAME,
     CheckpointContents,
     CheckpointError,
+    check_tokenizer_matches,
     clean_stale_temporaries,
+    keep_superseded,
     list_checkpoints,
     load_model_weights,
     load_training_contents,
     model_metadata,
+    remove_superseded,
     save_checkpoint,
+    superseded_checkpoints,
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError
@@ -78,6 +89,25 @@ LOGGER = logging.getLogger(__name__)
 
 EvalFn = Callable[[nn.Module, int, Accelerator], Mapping[str, float]]
 ForwardFn = Callable[[nn.Module, Any], Any]
+FAULT_KILL_AFTER_CHECKPOINT = "ROBUST_MMR_FAULT_KILL_AFTER_CHECKPOINT"
+
+
+def _kill_if_asked(step: int) -> None:
+    """SIGKILL this process after the checkpoint of ``step`` when the fault-injection variable
+    names that step (see the module docstring)."""
+    value = os.environ.get(FAULT_KILL_AFTER_CHECKPOINT, "").strip()
+    if not value:
+        return
+    try:
+        target = int(value)
+    except ValueError as exc:
+        raise TrainerConfigError(
+            f"{FAULT_KILL_AFTER_CHECKPOINT}={value!r} must be a step number (or unset)."
+        ) from exc
+    if target == step:
+        LOGGER.warning("%s=%d: killing this process (SIGKILL).", FAULT_KILL_AFTER_CHECKPOINT, step)
+        logging.shutdown()  # flush the log files: SIGKILL runs no handler
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -182,6 +212,13 @@ def _scalar(value: Any, device: torch.device) -> torch.Tensor:
     return tensor.to(device=device, dtype=torch.float32).reshape(())
 
 
+def _ordered_like(template: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with the keys of ``template`` first, in its order, then any others."""
+    ordered = {key: record[key] for key in template if key in record}
+    ordered.update({key: value for key, value in record.items() if key not in ordered})
+    return ordered
+
+
 def _model_flops(model: nn.Module) -> float | None:
     provider = getattr(model, "flops_per_sample", None)
     if not callable(provider):
@@ -206,8 +243,10 @@ class _TrainingRun:
         tokenizer: Any,
         logger: TrainLogger | None,
         eval_fn: EvalFn | None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.raw_model = model
         self.dataset = dataset
         self.collate_fn = collate_fn
@@ -241,6 +280,8 @@ class _TrainingRun:
         self.last_eval_step: int | None = None
         self.train_time = 0.0
         self.run_samples = 0
+        # checkpoints of an earlier run, deleted once this run has written its first one
+        self.supersedes = False
 
     # ------------------------------------------------------------------ setup
     def _resume_dir(self) -> Path | None:
@@ -248,10 +289,27 @@ class _TrainingRun:
         if config.resume_from:
             return verify_checkpoint(config.resume_from)
         existing = list_checkpoints(self.root)
+        superseded = {path.resolve() for path in superseded_checkpoints(self.root)}
         if config.resume:
             if existing:
-                return verify_checkpoint(self.root)
+                latest = verify_checkpoint(self.root)
+                if superseded and self.is_main:
+                    if latest.resolve() in superseded:
+                        # the replacing run never wrote a checkpoint: continue the earlier one
+                        keep_superseded(self.root)
+                    else:
+                        self._log_removed(remove_superseded(self.root))
+                return latest
             LOGGER.info("resume=True but no checkpoint under %s: starting fresh.", self.root)
+            return None
+        if existing and all(path.resolve() in superseded for _, path in existing):
+            self.supersedes = True
+            LOGGER.info(
+                "Fresh run in %s: the %d checkpoint(s) of the earlier run stay until this run "
+                "has written its first one.",
+                self.root,
+                len(superseded),
+            )
             return None
         if existing:
             raise TrainerConfigError(
@@ -259,7 +317,16 @@ class _TrainingRun:
                 "earlier run. Set resume: true to continue it, or use a new output_dir (or delete "
                 "the folder) to start over."
             )
+        self.supersedes = bool(superseded)  # e.g. only a best/ folder of the earlier run
         return None
+
+    def _log_removed(self, removed: list[Path]) -> None:
+        if removed:
+            LOGGER.info(
+                "Removed %d checkpoint(s) of the earlier run (%s), replaced by this run's.",
+                len(removed),
+                ", ".join(str(path) for path in removed),
+            )
 
     def setup(self) -> None:
         """Build optimizer/scheduler, prepare for the devices, restore a checkpoint if asked."""
@@ -270,6 +337,7 @@ class _TrainingRun:
         self.resumed_from = self._resume_dir()
         contents: CheckpointContents | None = None
         if self.resumed_from is not None:
+            check_tokenizer_matches(self.tokenizer, self.resumed_from)
             load_model_weights(self.raw_model, self.resumed_from)
             contents = load_training_contents(self.resumed_from, rank=self.rank)
         self.raw_model.train()
@@ -455,8 +523,13 @@ class _TrainingRun:
             raise error
         assert path is not None
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
+        if self.supersedes:
+            if self.is_main:
+                self._log_removed(remove_superseded(self.root))
+            self.supersedes = False
         if self.logger is not None:
             self.logger.log_checkpoint(path, self.step, final)
+        _kill_if_asked(self.step)
         return path
 
     # ------------------------------------------------------------------ evaluation
@@ -553,7 +626,7 @@ class _TrainingRun:
         window_time, window_samples = 0.0, 0
         try:
             while self.step < self.max_steps:
-                start = time.perf_counter()
+                start = self.clock()
                 rng_before = capture_rng_state()
                 position_before = self.stream.position
                 progress = self.step / self.max_steps
@@ -575,8 +648,12 @@ class _TrainingRun:
                 self.samples_seen += samples_per_step
                 record = {"step": float(self.step), **dict(zip(names, values, strict=True))}
                 record["lr"] = lr
+                if self.history and list(self.history[-1]) != list(record):
+                    # records read back from a checkpoint have sorted keys: give them this
+                    # run's order, so a resumed run's loss table equals an uninterrupted one's
+                    self.history = [_ordered_like(record, r) for r in self.history]
                 self.history.append(record)
-                elapsed = time.perf_counter() - start
+                elapsed = self.clock() - start
                 self.train_time += elapsed
                 self.run_samples += samples_per_step
                 window_time += elapsed
@@ -656,6 +733,7 @@ def train(
     tokenizer: Any = None,
     logger: TrainLogger | None = None,
     eval_fn: EvalFn | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> TrainResult:
     """Train ``model`` on ``dataset``; checkpoints under ``<config.output_dir>/checkpoints``.
 
@@ -664,11 +742,17 @@ def train(
     checkpoint's ``tokenizer/`` folder. ``logger`` (main process only) receives params, metrics
     and checkpoints. ``eval_fn(model, step, accelerator) -> {name: value}`` runs on every process
     (so it may use :func:`predict` / :func:`evaluate`) in eval mode under ``torch.no_grad``,
-    every ``config.eval_every`` steps and at the end.
+    every ``config.eval_every`` steps and at the end. ``clock`` (seconds, monotonic) times the
+    training steps for the throughput figures.
+
+    A fresh run in an ``output_dir`` whose checkpoints were marked with
+    :func:`~robust_mmr_pipeline.engine.checkpoint.supersede_checkpoints` deletes them right after
+    writing its own first checkpoint (until then they stay usable).
 
     Raises :class:`NonFiniteLossError` when a loss term becomes NaN/inf (after making sure an
     intact checkpoint of the last good step exists), :class:`TrainerConfigError` for invalid
-    settings. The model object is trained in place (moved to the training device).
+    settings, :class:`CheckpointError` when a resumed run is given another tokenizer than its
+    checkpoint's. The model object is trained in place (moved to the training device).
     """
     if not isinstance(config, TrainerConfig):
         config = TrainerConfig.from_dict(dict(config))
@@ -681,6 +765,7 @@ def train(
         tokenizer=tokenizer,
         logger=logger,
         eval_fn=eval_fn,
+        clock=clock,
     )
     run.setup()
     return run.run()

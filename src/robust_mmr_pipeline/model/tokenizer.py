@@ -8,6 +8,14 @@ strip accents) -> BertPreTokenizer -> WordPiece (``##`` continuation) -> templat
 
 (the defaults of :class:`~robust_mmr_pipeline.model.config.TextConfig`). The tokenizer is
 wrapped as ``transformers.PreTrainedTokenizerFast`` and saved / loaded from a local folder.
+
+Determinism: the same texts and settings give the same vocabulary and ids in every process.
+The ``tokenizers`` trainer numbers the ``##x`` continuation pieces in the iteration order of a
+randomly seeded hash map, and its merge queue breaks count ties by those ids, so a plain
+training run differs from process to process. Here every continuation piece is registered up
+front, sorted (the trainer gives pre-registered tokens their ids first), which leaves no
+random id and so no random tie-break; the tokenizer is then rebuilt from the trained vocabulary
+with only the five real special tokens.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from tokenizers.trainers import WordPieceTrainer
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+UNK = "[UNK]"
+PREFIX = "##"  # WordPiece continuation prefix
 
 
 def train_tokenizer(
@@ -37,19 +47,21 @@ def train_tokenizer(
         min_frequency: a merge needs at least this many occurrences.
         max_length: ``model_max_length`` of the wrapper (truncation length).
     """
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
-    tok.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
-    )
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece(prefix="##")
+    texts = list(texts)
+    fitting = _bert_pipeline(models.WordPiece(unk_token=UNK, continuing_subword_prefix=PREFIX))
     trainer = WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##",
+        special_tokens=[*SPECIAL_TOKENS, *continuation_pieces(fitting, texts)],
+        continuing_subword_prefix=PREFIX,
+        show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer=trainer)
+    fitting.train_from_iterator(texts, trainer=trainer)
+    vocab = fitting.get_vocab(with_added_tokens=False)
+    tok = _bert_pipeline(
+        models.WordPiece(vocab=vocab, unk_token=UNK, continuing_subword_prefix=PREFIX)
+    )
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -59,10 +71,33 @@ def train_tokenizer(
     return _wrap(tok, max_length)
 
 
+def _bert_pipeline(model: models.Model) -> Tokenizer:
+    """A tokenizer around ``model`` with BERT's normalizer, pre-tokenizer and decoder."""
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
+    )
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix=PREFIX)
+    return tok
+
+
+def continuation_pieces(tok: Tokenizer, texts: Iterable[str]) -> list[str]:
+    """Every ``##x`` piece the trainer will meet: each character after the first of every
+    word, after ``tok``'s normalizer and pre-tokenizer (what the trainer counts), sorted."""
+    normalizer, pre_tokenizer = tok.normalizer, tok.pre_tokenizer
+    assert normalizer is not None and pre_tokenizer is not None
+    chars: set[str] = set()
+    for text in texts:
+        for word, _span in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)):
+            chars.update(word[1:])
+    return [f"{PREFIX}{char}" for char in sorted(chars)]
+
+
 def _wrap(tok: Tokenizer, max_length: int) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        unk_token="[UNK]",
+        unk_token=UNK,
         pad_token="[PAD]",
         cls_token="[CLS]",
         sep_token="[SEP]",

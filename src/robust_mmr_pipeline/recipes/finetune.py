@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,9 +216,11 @@ def finetune_task(
     root = Path(output_dir)
     best_root = root / BEST_DIR
     if not (config.resume or config.resume_from):
-        for folder in (root / "checkpoints", best_root):
-            if folder.exists():
-                shutil.rmtree(folder)
+        # The earlier run's checkpoints and best/ stay until this run has written its first
+        # checkpoint (the trainer deletes them then): a run that fails before loses nothing.
+        from robust_mmr_pipeline.engine import supersede_checkpoints
+
+        supersede_checkpoints(root / "checkpoints", extra_roots=[best_root])
     torch.manual_seed(config.seed)
     build = {
         "label_names": label_names,
@@ -373,6 +374,9 @@ def finetune_all(
             "(a no-pretraining manifest): set finetune.from_scratch: true or run pretrain first."
         )
     backbone = None if from_scratch else backbone_manifest["checkpoint"]
+    # A pre-trained backbone's token embeddings follow the ids of the tokenizer stored with its
+    # checkpoint; given none, finetune_task takes that one (the catalog's may be newer).
+    task_tokenizer = None if backbone else tokenizer
     model_config = manifest_backbone_config(backbone_manifest, params.model)
     manifest: dict[str, Any] = {
         "protocol": params.protocol,
@@ -398,7 +402,7 @@ def finetune_all(
             train_rows,
             val_rows,
             cache_dir,
-            tokenizer,
+            task_tokenizer,
             backbone,
             model_config,
             params.task_options.get(task, {}),

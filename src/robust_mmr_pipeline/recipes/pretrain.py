@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +58,49 @@ def select_training_pairs(
     return rows.sort_values("pair_id").reset_index(drop=True)
 
 
-def fit_tokenizer(texts: list[str], vocab_size: int, min_frequency: int, max_length: int) -> Any:
-    """Train the WordPiece tokenizer on the pre-training texts (never on test text)."""
+def continued_checkpoint(
+    output_dir: str, trainer: Mapping[str, Any], init_checkpoint: str | None = None
+) -> Path | None:
+    """The checkpoint a pre-training run with these settings continues from, or None.
+
+    Resuming (``trainer.resume`` with a checkpoint under ``<output_dir>/checkpoints``, or
+    ``trainer.resume_from``) continues that checkpoint; ``init_checkpoint`` initialises the
+    weights from its checkpoint. Either way the token embeddings are indexed by the ids of the
+    tokenizer stored with it.
+    """
+    from robust_mmr_pipeline.engine import TrainerConfig, latest_checkpoint, resolve_checkpoint
+
+    config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
+    if config.resume_from:
+        return resolve_checkpoint(config.resume_from)
+    if config.resume:
+        found = latest_checkpoint(Path(output_dir) / "checkpoints")
+        if found is not None:
+            return found
+    return resolve_checkpoint(init_checkpoint) if init_checkpoint else None
+
+
+def fit_tokenizer(
+    texts: list[str],
+    vocab_size: int,
+    min_frequency: int,
+    max_length: int,
+    checkpoint: str | Path | None = None,
+) -> Any:
+    """The WordPiece tokenizer of a pre-training run: the one stored with ``checkpoint`` (the
+    run continues it) when there is one, else trained on the pre-training texts (never on test
+    text; the same texts and settings give the same tokenizer in every process)."""
+    from robust_mmr_pipeline.engine.checkpoint import load_tokenizer
     from robust_mmr_pipeline.model.tokenizer import train_tokenizer
 
+    if checkpoint is not None:
+        stored = load_tokenizer(checkpoint)
+        if stored is not None:
+            logger.info("Using the tokenizer stored with %s (the run continues it).", checkpoint)
+            return stored
+        logger.warning(
+            "%s stores no tokenizer: training one on the pre-training texts.", checkpoint
+        )
     return train_tokenizer(
         texts, vocab_size=vocab_size, min_frequency=min_frequency, max_length=max_length
     )
@@ -142,8 +180,11 @@ def run_pretraining(
     """Train an MMRModel on ``train_pairs``; checkpoints go to ``<output_dir>/checkpoints``.
 
     ``init_checkpoint``: a local checkpoint (ours, or one written elsewhere) whose weights
-    initialise the model before training. ``fresh_start`` removes earlier checkpoints of
-    ``output_dir`` unless the trainer config asks to resume.
+    initialise the model before training; ``tokenizer`` must be the one stored with it, if any
+    (and with the resumed checkpoint when the trainer resumes). ``fresh_start``: earlier
+    checkpoints of ``output_dir`` are replaced unless the trainer config asks to resume; they
+    are deleted only once this run has written its first checkpoint, so a run that fails
+    before (a bad model setting) leaves them, and the manifests pointing at them, intact.
     """
     import torch
 
@@ -157,21 +198,30 @@ def run_pretraining(
         TrainerConfig,
         domain_vocabulary,
         load_model_weights,
+        supersede_checkpoints,
         train,
     )
+    from robust_mmr_pipeline.engine.checkpoint import check_tokenizer_matches
     from robust_mmr_pipeline.model import MMRModel
     from robust_mmr_pipeline.model.views import TextDegrader
 
     config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
     config.validate()
     checkpoints = Path(output_dir) / "checkpoints"
-    if fresh_start and not (config.resume or config.resume_from) and checkpoints.exists():
-        logger.info("Removing earlier checkpoints in %s (fresh pre-training run).", checkpoints)
-        shutil.rmtree(checkpoints)
+    if fresh_start and not (config.resume or config.resume_from):
+        marked = supersede_checkpoints(checkpoints)
+        if marked:
+            logger.info(
+                "Fresh pre-training run: the %d earlier checkpoint(s) in %s are replaced once "
+                "this run has written its first one.",
+                marked,
+                checkpoints,
+            )
 
     torch.manual_seed(config.seed)  # the initial weights depend on the seed, like the data order
     model = MMRModel(model_config)
     if init_checkpoint:
+        check_tokenizer_matches(tokenizer, init_checkpoint)
         load_model_weights(model, init_checkpoint, strict=False)
     cache = ImageCache(cache_dir)
     dataset = PairDataset(

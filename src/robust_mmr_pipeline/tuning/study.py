@@ -136,13 +136,18 @@ def open_study(
     return study
 
 
-def fail_stale_trials(study: optuna.Study, older_than_s: float) -> list[int]:
+def fail_stale_trials(
+    study: optuna.Study,
+    older_than_s: float,
+    clock: Callable[[], dt.datetime] = dt.datetime.now,
+) -> list[int]:
     """Mark RUNNING trials started more than ``older_than_s`` ago FAIL (their worker died).
 
     RDB storages do this through the heartbeat as well; the journal storage has no heartbeat,
-    so this is its recovery path. Returns the numbers of the trials marked.
+    so this is its recovery path. ``clock`` gives the local time (Optuna's ``datetime_start``
+    is local and naive). Returns the numbers of the trials marked.
     """
-    now = dt.datetime.now()
+    now = clock()
     marked = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = trial.datetime_start or now

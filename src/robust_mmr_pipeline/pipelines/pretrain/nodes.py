@@ -12,7 +12,8 @@ from robust_mmr_pipeline.recipes import pretrain as recipe
 
 
 def fit_tokenizer(split_pairs: pd.DataFrame, parameters: dict[str, Any]) -> Any:
-    """WordPiece tokenizer trained on the pre-training (train split) texts."""
+    """WordPiece tokenizer trained on the pre-training (train split) texts; a run that resumes
+    (or initialises from) a checkpoint gets the tokenizer stored with it instead."""
     params = parse(PretrainParams, parameters, "pretrain")
     pairs = recipe.select_training_pairs(split_pairs, params.protocol, params.text_kinds)
     config = recipe.build_model_config(params.preset, params.size, params.model, None)
@@ -21,6 +22,9 @@ def fit_tokenizer(split_pairs: pd.DataFrame, parameters: dict[str, Any]) -> Any:
         vocab_size=params.tokenizer.vocab_size,
         min_frequency=params.tokenizer.min_frequency,
         max_length=config.text.max_length,
+        checkpoint=recipe.continued_checkpoint(
+            params.run_dir, params.trainer, params.init_checkpoint
+        ),
     )
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 from PIL import Image
@@ -39,6 +43,24 @@ def encode_png(pixels: Any, compress_level: int) -> bytes:
     return buffer.getvalue()
 
 
+@contextmanager
+def _atomic_text_file(path: Path) -> Iterator[IO[str]]:
+    """A text handle on a temporary file of its own next to ``path``; on success the file
+    replaces ``path`` atomically, on failure it is removed.
+
+    The temporary name is unique (pid + random), so two writers of the same cohort (two
+    ingestion runs started together) never write into or rename each other's file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_synthrad(
     config: SynthRadConfig, out_dir: Path, source_name: str = SOURCE
 ) -> SourceTables:
@@ -62,8 +84,7 @@ def write_synthrad(
     }
     chunk = block_size(config.image_size) * _CHUNK_BLOCKS
     made_dirs: set[Path] = set()
-    truth_tmp = out_dir / f"{GROUND_TRUTH}.tmp"
-    with truth_tmp.open("w", encoding="utf-8") as truth:
+    with _atomic_text_file(out_dir / GROUND_TRUTH) as truth:
         for start in range(0, config.n_studies, chunk):
             stop = min(config.n_studies, start + chunk)
             images, records = generate_studies(config, range(start, stop))
@@ -79,10 +100,8 @@ def write_synthrad(
                 digest = hashlib.sha256(data).hexdigest()
                 _add_rows(rows, record, rel, pixels.shape, digest, source_name)
                 truth.write(json.dumps(record, separators=(",", ":")) + "\n")
-    truth_tmp.replace(out_dir / GROUND_TRUTH)
-    (out_dir / CONFIG_FILE).write_text(
-        json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8"
-    )
+    with _atomic_text_file(out_dir / CONFIG_FILE) as handle:
+        handle.write(json.dumps(config.to_dict(), indent=2) + "\n")
     return SourceTables(
         **{
             name: conform(pd.DataFrame(table), name, origin=f"{source_name} ({out_dir})")
