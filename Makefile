@@ -29,7 +29,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export KEDRO_LOGGING_CONFIG := $(CURDIR)/conf/logging.yml
 
-.PHONY: install lock run ablation test lint format bench viz notebooks mlflow-ui optuna-dashboard clean
+.PHONY: install lock run ablation test lint format bench diagnose viz notebooks mlflow-ui optuna-dashboard clean
 
 install: $(STAMP)
 
@@ -80,6 +80,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all --out data/08_reporting/benchmarks.json
+
+# Learning diagnostics (fixed-batch memorisation, LR range tests, ITM pooling) on the data of a
+# finished `make run` -> data/08_reporting/learning.json + .png
+diagnose: $(STAMP)
+	$(BIN)/python -m benchmarks.diagnose_learning --env $(KEDRO_ENV)
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run --autoreload

@@ -18,6 +18,11 @@ for _name, _value in {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # The tests' models are tiny: one thread per process is as fast, and a second OpenMP thread
+    # waiting for a busy core slows a step down 50-fold (measured under load on 2 cores).
+    # Kedro / DVC subprocesses inherit it.
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
 }.items():
     os.environ.setdefault(_name, _value)
 

@@ -15,4 +15,5 @@ BASELINE_LABELS: dict[str, str] = {
     "chance": "chance: random ranking",
     "tfidf_pixels_cca": "linear: CCA of TF-IDF text and pixel PCA",
     "from_scratch": "same architecture, no pre-training",
+    "frozen_backbone": "pre-trained backbone, frozen (linear probe / zero-shot ITM)",
 }

@@ -124,10 +124,23 @@ def forward_flops_per_sample(config: ModelConfig, batch_size: int | None = None)
                 p_image_view = robust.view_probs[0] + robust.view_probs[2]
                 perturbed = num_kept(n_all, robust.perturbed_image_mask_ratio)
                 kept = p_image_view * perturbed + (1 - p_image_view) * kept
-        total += share * _pass_flops(config, kept, obj.mim, mlm_tokens)
+        recon = robust.degraded_reconstruction
+        total += share * _pass_flops(config, kept, obj.mim and recon, mlm_tokens if recon else 0)
     return total
 
 
+def consistency_target_flops(config: ModelConfig) -> float:
+    """The unmasked clean pass under no_grad that domain consistency / modality resilience
+    pull towards (forward only; none when they use the masked joint pass)."""
+    obj = config.objectives
+    if not (obj.domain_consistency or obj.modality_resilience):
+        return 0.0
+    if config.robust.consistency_target != "unmasked":
+        return 0.0
+    return _pass_flops(config, config.vision.num_patches, False, 0.0)
+
+
 def training_flops_per_sample(config: ModelConfig, batch_size: int | None = None) -> float:
-    """Forward + backward FLOPs per sample: ``3 ×`` :func:`forward_flops_per_sample`."""
-    return 3.0 * forward_flops_per_sample(config, batch_size)
+    """Forward + backward FLOPs per sample: ``3 ×`` :func:`forward_flops_per_sample`, plus the
+    forward-only consistency target pass."""
+    return 3.0 * forward_flops_per_sample(config, batch_size) + consistency_target_flops(config)

@@ -6,6 +6,10 @@ Scorers of a task (column ``model`` of the results):
   ``tasks``);
 * ``from_scratch``: the same architecture and recipe without pre-training (the manifest's
   ``references``), when the finetune pipeline trained it;
+* ``frozen_backbone``: the pre-trained backbone itself, not fine-tuned: a linear probe
+  (logistic regression on its fused feature, ``C`` on the val rows) for VQA / classification,
+  its own contrastive + ITM ranking (zero-shot) for retrieval; it measures what pre-training
+  learnt before fine-tuning can wash differences out;
 * the trivial baselines of :mod:`robust_mmr_pipeline.baselines`, fitted on the same train rows
   (hyper-parameters on the same val rows).
 
@@ -35,6 +39,7 @@ from robust_mmr_pipeline.reporting.robustness import OURS, RESULT_COLUMNS
 logger = logging.getLogger(__name__)
 
 FROM_SCRATCH = "from_scratch"
+FROZEN = "frozen_backbone"
 
 
 def perturbation_pair(perturbation: Mapping[str, Any] | None) -> tuple[Any, Any]:
@@ -448,6 +453,105 @@ class _BaselineScorer:
         return out
 
 
+class _LinearProbeScorer:
+    """A frozen backbone's fused feature + logistic regression (C chosen on val rows)."""
+
+    PROBE_C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+
+    def __init__(
+        self,
+        task: str,
+        backbone: Any,
+        tokenizer: Any,
+        reference: TaskEvaluator,
+        train_rows: pd.DataFrame,
+        val_rows: pd.DataFrame,
+        seed: int,
+    ) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.task, self.backbone, self.tokenizer, self.reference = (
+            task, backbone, tokenizer, reference,
+        )  # fmt: skip
+        self.max_length = int(backbone.config.text.max_length)
+        features = self._features(reference.inputs(train_rows))
+        labels = reference.labels(train_rows)[0]
+        val_features = self._features(reference.inputs(val_rows))
+        val_labels = reference.labels(val_rows)[0]
+        keep = labels >= 0
+        best: tuple[float, Any] | None = None
+        for c in self.PROBE_C_GRID:
+            probe = make_pipeline(
+                StandardScaler(), LogisticRegression(C=c, max_iter=1000, random_state=seed)
+            ).fit(features[keep], labels[keep])
+            score = float(np.mean(probe.predict(val_features) == val_labels))
+            if best is None or score > best[0]:
+                best = (score, probe)
+        assert best is not None
+        self.probe = best[1]
+
+    def _features(self, inputs: Any) -> np.ndarray:
+        from robust_mmr_pipeline.tasks.inputs import fused_features
+
+        fused = fused_features(self.backbone, inputs, self.tokenizer, self.max_length)
+        return fused.float().numpy()
+
+    def score(self, rows: pd.DataFrame, inputs: Any) -> dict[str, tuple[dict, EvaluationItems]]:
+        ref = self.reference
+        labels, answer_types = ref.labels(rows)
+        predictions = self.probe.predict(self._features(inputs)).astype(np.int64)
+        return {
+            FROZEN: score_predictions(
+                self.task,
+                predictions,
+                labels,
+                rows,
+                answer_types=answer_types,
+                num_classes=ref.model.num_classes,
+                n_boot=ref.n_boot,
+                seed=ref.seed,
+            )
+        }
+
+
+def frozen_backbone_scorer(
+    task: str,
+    checkpoint: str,
+    reference: TaskEvaluator,
+    train_rows: pd.DataFrame,
+    val_rows: pd.DataFrame,
+    seed: int,
+) -> tuple[TaskEvaluator | None, _LinearProbeScorer | None]:
+    """The pre-trained backbone of ``checkpoint`` without fine-tuning: for retrieval a
+    :class:`TaskEvaluator` of its own ITM / contrastive ranking, else a linear probe."""
+    import torch
+
+    from robust_mmr_pipeline.engine import load_model
+    from robust_mmr_pipeline.tasks import TaskModel
+
+    backbone, tokenizer, _info = load_model(checkpoint)
+    backbone.eval()
+    if task == "retrieval":
+        torch.manual_seed(seed)  # a task-owned temperature, when the backbone has none
+        model = TaskModel.from_backbone(backbone, "retrieval").eval()
+        evaluator = TaskEvaluator(
+            task,
+            checkpoint,
+            reference.cache,
+            tokenizer,
+            batch_size=reference.batch_size,
+            n_boot=reference.n_boot,
+            seed=reference.seed,
+            retrieval_k=reference.retrieval_k,
+            model=model,
+        )
+        return evaluator, None
+    probe = _LinearProbeScorer(task, backbone, tokenizer, reference, train_rows, val_rows, seed)
+    return None, probe
+
+
 def fit_task_baselines(
     task: str, evaluator: TaskEvaluator, train_rows: pd.DataFrame, val_rows: pd.DataFrame,
     names: list[str] | None, seed: int,
@@ -477,20 +581,23 @@ def fit_task_baselines(
 def _score_all(
     task: str,
     evaluators: Mapping[str, TaskEvaluator],
-    baselines: _BaselineScorer | None,
+    scorers: list[Any],
     test: pd.DataFrame,
     perturbation: Mapping[str, Any] | None,
 ) -> dict[str, tuple[dict, EvaluationItems]]:
-    """Every scorer on one evaluation set, built (and perturbed) once where scorers share it."""
+    """Every scorer on one evaluation set, built (and perturbed) once where scorers share it:
+    the model evaluators, then the ``scorers`` (baselines, linear probe) on ours' inputs."""
     outcomes: dict[str, tuple[dict, EvaluationItems]] = {}
-    inputs = None
+    inputs = shared = None
     for name, evaluator in evaluators.items():
         if inputs is None or task == "retrieval":  # retrieval inputs are tokenised per model
             inputs = evaluator.inputs(test, perturbation)
+        if name == OURS:
+            shared = inputs
         outcomes[name] = evaluator.score(test, inputs)
-    if baselines is not None:
-        outcomes.update(baselines.score(test, inputs))
-    return outcomes
+    for scorer in scorers:
+        outcomes.update(scorer.score(test, shared))
+    return dict(sorted(outcomes.items(), key=lambda item: item[0] != OURS))
 
 
 @dataclass
@@ -501,6 +608,7 @@ class EvaluationPlan:
     checkpoints: Mapping[str, Mapping[str, str]]  # task -> {scorer: checkpoint}
     train_protocol: str
     retrieval_k: Mapping[str, int] = field(default_factory=dict)
+    backbone_checkpoint: str | None = None  # the pre-trained backbone (frozen-backbone rows)
 
 
 def evaluate_all(
@@ -535,16 +643,20 @@ def evaluate_all(
             for name, checkpoint in checkpoints.items()
         }
         ours = evaluators[OURS]
-        baselines = None
-        if params.baselines:
-            baselines = fit_task_baselines(
-                task,
-                ours,
-                task_rows(table, plan.train_protocol, "train"),
-                task_rows(table, plan.train_protocol, "val"),
-                None if params.baselines == "all" else list(params.baselines),
-                params.seed,
+        scorers: list[Any] = []
+        train_rows = task_rows(table, plan.train_protocol, "train")
+        val_rows = task_rows(table, plan.train_protocol, "val")
+        if params.frozen_backbone and plan.backbone_checkpoint:
+            frozen, probe = frozen_backbone_scorer(
+                task, plan.backbone_checkpoint, ours, train_rows, val_rows, params.seed
             )
+            if frozen is not None:
+                evaluators[FROZEN] = frozen
+            if probe is not None:
+                scorers.append(probe)
+        if params.baselines:
+            names = None if params.baselines == "all" else list(params.baselines)
+            scorers.append(fit_task_baselines(task, ours, train_rows, val_rows, names, params.seed))
 
         protocols = set(table["protocol"].unique())
         clean: dict[str, EvaluationItems] | None = None
@@ -560,7 +672,7 @@ def evaluate_all(
             if test.empty:
                 logger.warning("%s: protocol %r has no test rows.", task, protocol)
                 continue
-            outcomes = _score_all(task, evaluators, baselines, test, None)
+            outcomes = _score_all(task, evaluators, scorers, test, None)
             for name, (metrics, items) in outcomes.items():
                 rows += _metric_rows(task, name, condition, protocol, metrics)
                 rows += _domain_rows(task, name, protocol, items, metric, params.n_boot,
@@ -587,7 +699,7 @@ def evaluate_all(
             }
             protocol = params.in_domain_protocol
             for name, (metrics, items) in _score_all(
-                task, evaluators, baselines, clean_rows, perturbation
+                task, evaluators, scorers, clean_rows, perturbation
             ).items():
                 rows += _metric_rows(task, name, "perturbed", protocol, metrics, **fields)
                 rows += _paired_rows(task, name, clean[name], items, metric, params.n_boot,

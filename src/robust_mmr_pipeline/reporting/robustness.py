@@ -3,7 +3,8 @@
 Results table (:data:`RESULT_COLUMNS`), one row per task x scorer x condition x metric:
 
 * ``model``: ``ours`` (fine-tuned from the pre-trained backbone), ``from_scratch`` (the same
-  architecture and recipe without pre-training) or a trivial baseline
+  architecture and recipe without pre-training), ``frozen_backbone`` (the pre-trained
+  backbone without fine-tuning: linear probe / zero-shot retrieval) or a trivial baseline
   (:data:`robust_mmr_pipeline.baselines.BASELINES`), all scored on the same rows;
 * ``condition``: ``in_domain`` / ``cross_domain`` (clean test splits of those protocols),
   ``perturbed`` (the in-domain test split under one perturbation at one severity) or
@@ -15,9 +16,9 @@ Results table (:data:`RESULT_COLUMNS`), one row per task x scorer x condition x 
   ``diff_<metric>_vs_<reference>`` (``ours`` - reference, on ``ours`` rows) are paired
   bootstraps over the same items.
 
-Verdict (per task and clean condition): the strongest reference is the one with the highest
-main metric there; ``ours`` *beats* it when the paired 95 % interval of the difference lies
-above 0.
+Verdict (per task and clean condition): the strongest reference (from scratch or a trivial
+baseline; not ours' own frozen backbone) is the one with the highest main metric there;
+``ours`` *beats* it when the paired 95 % interval of the difference lies above 0.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from robust_mmr_pipeline.baselines import BASELINE_LABELS
 from robust_mmr_pipeline.reporting.render import figure_to_base64, render
 
 OURS = "ours"
+FROZEN = "frozen_backbone"
 RESULT_COLUMNS: tuple[str, ...] = (
     "task",
     "model",
@@ -105,7 +107,7 @@ def _value(results: pd.DataFrame, **where: Any) -> dict[str, float] | None:
 def scorers(results: pd.DataFrame, task: str) -> list[str]:
     """``ours`` first, then ``from_scratch``, then the baselines in their registry order."""
     present = set(_select(results, task=task)["model"]) if "model" in results.columns else {OURS}
-    order = [OURS, "from_scratch", *BASELINE_LABELS]
+    order = [OURS, "from_scratch", "frozen_backbone", *BASELINE_LABELS]
     return [name for name in order if name in present] + sorted(present - set(order))
 
 
@@ -190,7 +192,7 @@ def verdicts(results: pd.DataFrame, task: str) -> dict[str, dict[str, Any]]:
     for condition in ("in_domain", "cross_domain"):
         best_name, best_value = None, -math.inf
         for name in scorers(results, task):
-            if name == OURS:
+            if name in (OURS, FROZEN):  # ours itself, not a competitor
                 continue
             point = _value(results, task=task, model=name, condition=condition, metric=metric)
             if point is not None and point["value"] > best_value:

@@ -81,25 +81,23 @@ def _chunks(n: int, size: int) -> list[Tensor]:
 
 
 @torch.no_grad()
-def classifier_logits(
-    model: nn.Module,
+def fused_features(
+    backbone: nn.Module,
     inputs: EvalInputs,
     tokenizer: Any,
     max_length: int,
     batch_size: int = 128,
 ) -> Tensor:
-    """Logits ``[n, C]`` of a VQA / classification :class:`~.model.TaskModel` on ``inputs``.
+    """The fused feature ``[n, 2d]`` of every row of ``inputs`` under an ``MMRModel``.
 
-    Split encoding (``MMRModel.embed_images`` / ``embed_texts`` once per unique image / text,
-    ``fuse`` + head per row) gives the same logits as ``model.predict`` row by row, at a
-    fraction of the cost when rows share images or texts. Texts are padded to the longest
-    distinct text (at most ``max_length``), not to ``max_length``. Eval mode; the model's mode
-    is restored.
+    Split encoding (``embed_images`` / ``embed_texts`` once per unique image / text, ``fuse``
+    per row) gives the same features as ``encode(...).fused`` row by row, at a fraction of the
+    cost when rows share images or texts. Texts are padded to the longest distinct text (at
+    most ``max_length``). Eval mode; the module's mode is restored.
     """
-    backbone = model.backbone
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
+    device = next(backbone.parameters()).device
+    was_training = backbone.training
+    backbone.eval()
     try:
         streams = []
         for index in _chunks(len(inputs.images), batch_size):
@@ -117,19 +115,41 @@ def classifier_logits(
             return_attention_mask=True,
             return_tensors="pt",
         )
-        ids, mask = encoded["input_ids"].long().to(device), encoded["attention_mask"].long()
-        mask = mask.to(device)
+        ids = encoded["input_ids"].long().to(device)
+        mask = encoded["attention_mask"].long().to(device)
         text_streams = torch.cat(
             [backbone.embed_texts(ids[i], mask[i])[0] for i in _chunks(len(ids), batch_size)]
         )
-        logits = []
+        fused = []
         for index in _chunks(inputs.num_rows, batch_size):
             image_rows = inputs.row_image[index].to(device)
             text_rows = row_text[index].to(device)
-            fused = backbone.fuse(
-                image_streams[image_rows], text_streams[text_rows], mask[text_rows]
+            fused.append(
+                backbone.fuse(image_streams[image_rows], text_streams[text_rows], mask[text_rows])
             )
-            logits.append(model.head_logits(fused).float().cpu())
+    finally:
+        backbone.train(was_training)
+    return torch.cat(fused)
+
+
+@torch.no_grad()
+def classifier_logits(
+    model: nn.Module,
+    inputs: EvalInputs,
+    tokenizer: Any,
+    max_length: int,
+    batch_size: int = 128,
+) -> Tensor:
+    """Logits ``[n, C]`` of a VQA / classification :class:`~.model.TaskModel` on ``inputs``:
+    :func:`fused_features` of its backbone, then its head."""
+    was_training = model.training
+    model.eval()
+    try:
+        fused = fused_features(model.backbone, inputs, tokenizer, max_length, batch_size)
+        logits = [
+            model.head_logits(fused[index]).float().cpu()
+            for index in _chunks(len(fused), batch_size)
+        ]
     finally:
         model.train(was_training)
     return torch.cat(logits)

@@ -60,6 +60,7 @@ def evaluate_models(
         checkpoints=checkpoints,
         train_protocol=finetune_manifest.get("protocol", params.in_domain_protocol),
         retrieval_k={t: int(e.get("retrieval_k", 16)) for t, e in trained.items()},
+        backbone_checkpoint=finetune_manifest.get("backbone_checkpoint"),
     )
     return recipe.evaluate_all(plan, perturbation_sets, image_cache["cache_dir"], params)
 

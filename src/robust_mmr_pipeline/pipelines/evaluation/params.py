@@ -18,7 +18,8 @@ class EvaluationParams:
     ``retrieval_k`` None: the k the retrieval model was fine-tuned with. ``baselines``: the
     trivial references scored beside the model (``robust_mmr_pipeline.baselines``: ``"all"``,
     a list of names, or ``[]`` for none); the from-scratch reference comes from the finetune
-    pipeline (``finetune.reference_from_scratch``).
+    pipeline (``finetune.reference_from_scratch``). ``frozen_backbone``: also score the
+    pre-trained backbone without fine-tuning (linear probe; zero-shot retrieval).
     """
 
     tasks: list[str] | None = None
@@ -33,6 +34,7 @@ class EvaluationParams:
     retrieval_k: int | None = None
     baseline_metrics: str | None = None
     baselines: list[str] | str = "all"
+    frozen_backbone: bool = True
     log_to_mlflow: bool = True
 
     def __post_init__(self) -> None:
