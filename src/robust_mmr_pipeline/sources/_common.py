@@ -27,8 +27,12 @@ from PIL import Image, UnidentifiedImageError
 
 from robust_mmr_pipeline.schema import SPLITS, SourceTables, conform, empty
 
-OnBadRecord = Literal["raise", "drop"]
-BAD_RECORD_POLICIES: tuple[str, ...] = ("raise", "drop")
+# raise: stop at the first bad record; drop: move every bad record to the rejects table;
+# tolerate: drop like ``drop``, but ingestion raises when a source's rejected fraction exceeds
+# its ``max_bad_fraction`` (ingest.py), so a published release with a few broken records runs
+# while a wrong folder or format still stops the run.
+OnBadRecord = Literal["raise", "drop", "tolerate"]
+BAD_RECORD_POLICIES: tuple[str, ...] = ("raise", "drop", "tolerate")
 
 T = TypeVar("T")
 
@@ -39,10 +43,11 @@ class IngestionError(ValueError):
 
 @dataclass
 class BadRecords:
-    """Collects bad records: raises at once under ``raise``, keeps them as rejects under ``drop``.
+    """Collects bad records: raises at once under ``raise``, keeps them as rejects under
+    ``drop`` and ``tolerate`` (ingestion bounds the tolerated fraction).
 
-    ``drop`` never loses data silently: every dropped record is a row of the rejects table,
-    which ingestion saves and counts.
+    Dropping never loses data silently: every dropped record is a row of the rejects table,
+    which ingestion saves and counts and the validation report lists.
     """
 
     source: str
@@ -53,7 +58,8 @@ class BadRecords:
         if self.policy == "raise":
             raise IngestionError(
                 f"{self.source}: bad record {record!r} in {file}: {reason}. Fix: {fix} "
-                "(or set on_bad_record: drop to move bad records to the rejects table)."
+                "(or set ingestion.on_bad_record: tolerate / drop to move bad records to the "
+                "rejects table)."
             )
         self.rows.append(
             {"source": self.source, "file": str(file), "record": str(record), "reason": reason}
@@ -125,7 +131,7 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 def check_policy(on_bad_record: str) -> OnBadRecord:
-    """Return ``on_bad_record`` if it is ``raise`` or ``drop``; raise IngestionError otherwise."""
+    """Return ``on_bad_record`` if it is a known policy; raise IngestionError otherwise."""
     if on_bad_record not in BAD_RECORD_POLICIES:
         raise IngestionError(
             f"on_bad_record must be one of {list(BAD_RECORD_POLICIES)}, got {on_bad_record!r}."
@@ -638,3 +644,25 @@ def read_csv_rows(
             f"{source}: {path} is not UTF-8 text (byte {exc.start}): re-download the file."
         ) from exc
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# What a reader yields, known before reading (the data requirements check reads it)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceYield:
+    """What a configured source gives the pipeline, declared by its reader from the options.
+
+    ``tables``: the record tables it fills (``vqa``, ``classification``, ``pairs``);
+    ``text_kinds``: the text kinds of its pairs (QA statements are added by the registry);
+    ``images``: whether its images table is filled (False for text-only copies);
+    ``domains``: the domain values it writes when fixed by the format, None when they come from
+    the data (then only the ingested tables tell).
+    """
+
+    tables: frozenset[str]
+    text_kinds: frozenset[str] = frozenset()
+    images: bool = True
+    domains: tuple[str, ...] | None = None

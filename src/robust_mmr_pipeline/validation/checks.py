@@ -47,7 +47,7 @@ CHECKS: dict[str, str] = {
     "rows available for training (split train or unassigned)",
     "phi": "no obvious de-identification leak (dates, phone numbers, MRN-like numbers, e-mail "
     "addresses, names after 'Dr.' or 'Patient:') in the text columns",
-    "rejects": "ingestion dropped no records (on_bad_record: drop moves them to rejects)",
+    "rejects": "ingestion dropped no records (on_bad_record: drop / tolerate move them to rejects)",
 }
 
 DEFAULT_FATAL: tuple[str, ...] = (
