@@ -12,6 +12,7 @@ from pathlib import Path
 from kedro.config import OmegaConfigLoader
 
 from robust_mmr_pipeline.hooks import (
+    DataRequirementsHooks,
     MlflowExperimentHooks,
     ParameterValidationHooks,
     RunSummaryHooks,
@@ -28,7 +29,12 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-HOOKS = (MlflowExperimentHooks(), ParameterValidationHooks(), RunSummaryHooks())
+HOOKS = (
+    MlflowExperimentHooks(),
+    ParameterValidationHooks(),
+    DataRequirementsHooks(),
+    RunSummaryHooks(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -13,6 +13,7 @@ import pandas as pd
 from robust_mmr_pipeline import reporting
 from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.evaluation.params import EvaluationParams
+from robust_mmr_pipeline.reporting import references as published_references
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,8 @@ def evaluate_models(
             ("in_domain", params.in_domain_protocol),
             ("cross_domain", params.cross_domain_protocol),
         ):
+            if not protocol:
+                continue  # none asked (the as_released branch has no cross-domain test)
             if protocol not in protocols:
                 logger.warning("No %s protocol %r in the split manifests.", condition, protocol)
                 continue
@@ -270,8 +273,11 @@ def report_robustness(
     evaluation_results: pd.DataFrame,
     finetune_manifest: dict[str, Any],
     parameters: dict[str, Any],
+    references: dict[str, Any] | None = None,
+    ingestion: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, str, str]:
-    """Summary metrics, severity table, plots and the Markdown / HTML robustness report; all
+    """Summary metrics, severity table, plots and the Markdown / HTML robustness report (with
+    the published references of the ingested datasets, labelled as a different scale); all
     logged to the active MLflow run when there is one."""
     params = parse(EvaluationParams, parameters, "evaluation")
     severity = reporting.severity_table(evaluation_results)
@@ -306,6 +312,10 @@ def report_robustness(
         context,
         {c: (FIGURE_FILES[c], reporting.figure_to_base64(f)) for c, f in figures.items()},
     )
+    reference_rows = published_references.reference_rows(references, ingestion)
+    if not reference_rows.empty:
+        summary["published_references"] = reference_rows.to_dict("records")
+        markdown, page = published_references.with_references(markdown, page, reference_rows)
     if params.log_to_mlflow:
         _log_to_mlflow(summary, figures, markdown, page)
     plots = list(figures.values())

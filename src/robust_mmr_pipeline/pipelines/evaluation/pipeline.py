@@ -24,7 +24,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 report_robustness,
-                inputs=["evaluation_results", "finetune_manifest", "params:evaluation"],
+                inputs=[
+                    "evaluation_results",
+                    "finetune_manifest",
+                    "params:evaluation",
+                    "params:references",
+                    "params:ingestion",
+                ],
                 outputs=[
                     "evaluation_metrics",
                     "evaluation_severity",
