@@ -132,7 +132,7 @@ def test_manifest_counts_per_stage() -> None:
         split_vqa=vqa,
     )
     assert [(s.stage, s.skip) for s in finetune] == [("finetune task vqa", "vqa")]
-    assert "no val rows of vqa (train 1, val 0)" in finetune[0].missing
+    assert "fewer than 1 val rows of vqa (train 1, val 0)" in finetune[0].missing
     evaluation = manifest_shortfalls(
         "evaluation",
         {"in_domain_protocol": "in_domain", "cross_domain_protocol": "cross_domain"},

@@ -69,7 +69,8 @@ class DataRequirementsError(ValueError):
 
 @dataclass
 class RequirementsParams:
-    """``params:requirements``: which stages may be skipped when their data is missing.
+    """``params:requirements``: how many rows a stage needs, and which stages may be skipped
+    when their data is missing.
 
     ``skip_when_missing``: any of ``vqa``, ``classification``, ``retrieval`` (fine-tuning and
     evaluation of that task) and ``cross_domain`` (the cross-domain evaluation). Empty (the
@@ -77,8 +78,13 @@ class RequirementsParams:
     """
 
     skip_when_missing: list[str] = field(default_factory=list)
+    # Rows a stage needs at least in each split it reads (pre-training pairs; train, val and
+    # test rows per task): a val split of 2 questions selects a checkpoint by noise.
+    min_rows: int = 1
 
     def __post_init__(self) -> None:
+        if self.min_rows < 1:
+            raise ValueError(f"requirements.min_rows must be >= 1, got {self.min_rows}.")
         unknown = sorted(set(self.skip_when_missing) - set(SKIPPABLE))
         if unknown:
             raise ValueError(
@@ -383,9 +389,10 @@ def manifest_shortfalls(
     split_vqa: pd.DataFrame | None = None,
     split_classification: pd.DataFrame | None = None,
     finetuned_tasks: Iterable[str] | None = None,
+    min_rows: int = 1,
 ) -> list[Shortfall]:
     """What ``stage`` (pretrain, finetune, evaluation) lacks in the split manifests, given its
-    own parameter section ``params``."""
+    own parameter section ``params``: fewer than ``min_rows`` rows in a split it reads."""
     tables = {"vqa": split_vqa, "classification": split_classification, "retrieval": split_pairs}
     known = _protocols(split_pairs, split_vqa, split_classification)
     found: list[Shortfall] = []
@@ -398,13 +405,13 @@ def manifest_shortfalls(
         train = split_pairs[
             (split_pairs["protocol"] == protocol) & (split_pairs["split"] == "train")
         ]
-        if not train["text_kind"].isin(kinds).any():
+        if int(train["text_kind"].isin(kinds).sum()) < min_rows:
             offered = train["text_kind"].value_counts().to_dict()
             found.append(
                 Shortfall(
                     name,
-                    f"the train split of protocol {protocol!r} has no pairs of "
-                    f"pretrain.text_kinds {kinds} (it has {offered or 'no pairs at all'})",
+                    f"the train split of protocol {protocol!r} has fewer than {min_rows} pairs "
+                    f"of pretrain.text_kinds {kinds} (it has {offered or 'no pairs at all'})",
                     f"set pretrain.text_kinds to kinds it has ({sorted(offered)}) or add a "
                     "source with such pairs",
                 )
@@ -420,13 +427,14 @@ def manifest_shortfalls(
                 frame = frame[frame["text_kind"].isin(kinds)]
             rows = frame[frame["protocol"] == protocol]
             counts = rows["split"].value_counts()
-            lacking = [split for split in ("train", "val") if not counts.get(split, 0)]
+            lacking = [s for s in ("train", "val") if int(counts.get(s, 0)) < min_rows]
             if lacking:
                 what = "pairs of finetune.text_kinds " + str(kinds) if task == "retrieval" else ""
                 found.append(
                     Shortfall(
                         f"finetune task {task}",
-                        f"protocol {protocol!r} has no {' / '.join(lacking)} rows of "
+                        f"protocol {protocol!r} has fewer than {min_rows} {' / '.join(lacking)} "
+                        f"rows of "
                         f"{TASK_TABLES[task]}{' (' + what + ')' if what else ''} "
                         f"(train {int(counts.get('train', 0))}, val {int(counts.get('val', 0))})",
                         "add data for it, check the domain split (a val split needs "
@@ -447,11 +455,12 @@ def manifest_shortfalls(
             if frame is None:
                 continue
             test = frame[(frame["protocol"] == in_domain) & (frame["split"] == "test")]
-            if test.empty:
+            if len(test) < min_rows:
                 found.append(
                     Shortfall(
                         f"evaluation of {task}",
-                        f"protocol {in_domain!r} has no test rows of {TASK_TABLES[task]}",
+                        f"protocol {in_domain!r} has fewer than {min_rows} test rows of "
+                        f"{TASK_TABLES[task]} ({len(test)})",
                         "check the domain split and evaluation.in_domain_protocol, or list "
                         f"{task} in requirements.skip_when_missing",
                         skip=task,

@@ -69,7 +69,7 @@ class DataRequirementsHooks:
             shortfalls = req.static_shortfalls(params, sections)
             self._skipped = req.enforce(
                 shortfalls,
-                self._skip_list(),
+                self._requirements().skip_when_missing,
                 req.configured_sources(params.get("ingestion")),
                 "checked against the configured sources before ingestion",
             )
@@ -96,23 +96,27 @@ class DataRequirementsHooks:
             split_vqa=inputs.get("split_vqa"),
             split_classification=inputs.get("split_classification"),
             finetuned_tasks=list((manifest or {}).get("tasks", {})),
+            min_rows=self._requirements().min_rows,
         )
         try:
             sources = req.configured_sources(self._parameters.get("ingestion"))
         except ValueError:
             sources = []
         skipped = self._skipped | req.enforce(
-            shortfalls, self._skip_list(), sources, f"checked before node {node.name}"
+            shortfalls,
+            self._requirements().skip_when_missing,
+            sources,
+            f"checked before node {node.name}",
         )
         updated = req.without_skipped(stage, inputs[key], skipped)
         return {key: updated} if updated != inputs[key] else None
 
-    def _skip_list(self) -> list[str]:
+    def _requirements(self) -> Any:
         from robust_mmr_pipeline.data_requirements import RequirementsParams
         from robust_mmr_pipeline.params import parse
 
         section = (self._parameters or {}).get("requirements")
-        return parse(RequirementsParams, section, "requirements").skip_when_missing
+        return parse(RequirementsParams, section, "requirements")
 
 
 class MlflowExperimentHooks:
