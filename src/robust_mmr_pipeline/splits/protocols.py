@@ -116,8 +116,8 @@ def check_validation_summary(summary: Mapping[str, Any] | None) -> None:
             "domain_split refuses to split: the validation report "
             "(data/08_reporting/validation_summary.json) says success = "
             f"{summary['success']!r}. Fix the data problems it lists (or set "
-            "ingestion.on_bad_record: drop), re-run `kedro run --pipelines validation`, then "
-            "run domain_split again."
+            "ingestion.on_bad_record: tolerate / drop), re-run `kedro run --pipelines "
+            "validation`, then run domain_split again."
         )
 
 
