@@ -33,6 +33,9 @@ PARAM_SCHEMAS: dict[str, str] = {
     "evaluation": "robust_mmr_pipeline.pipelines.evaluation.params:EvaluationParams",
     "tuning": "robust_mmr_pipeline.tuning.config:TuningParams",
     "ablation": "robust_mmr_pipeline.pipelines.ablation.params:AblationParams",
+    "requirements": "robust_mmr_pipeline.data_requirements:RequirementsParams",
+    "references": "robust_mmr_pipeline.reporting.references:ReferencesParams",
+    "as_released": "robust_mmr_pipeline.pipelines.as_released.params:AsReleasedParams",
 }
 
 

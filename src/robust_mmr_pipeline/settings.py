@@ -12,6 +12,7 @@ from pathlib import Path
 from kedro.config import OmegaConfigLoader
 
 from robust_mmr_pipeline.hooks import (
+    DataRequirementsHooks,
     MlflowExperimentHooks,
     MlflowRunStateHooks,
     ParameterValidationHooks,
@@ -33,6 +34,7 @@ for _name, _value in {
 HOOKS = (
     MlflowExperimentHooks(),
     ParameterValidationHooks(),
+    DataRequirementsHooks(),
     RunSummaryHooks(),
     # One run per project at a time; tuning workers may share it (they join one Optuna study).
     ProjectRunLockHooks(shared_pipelines=("tuning",)),

@@ -518,3 +518,36 @@ def write_csv_pairs(root: Path) -> Path:
     for index, row in enumerate(csv_rows()):
         write_image(root / row[1], shade=60 + 50 * index)
     return root
+
+
+CSV_VQA_HEADER = ["id", "image", "question", "answer", "answer_type", "split", "site"]
+
+
+def csv_vqa_rows() -> list[list[str]]:
+    """A VQA-only CSV: no text column, one question per row."""
+    return [
+        ["q1", "img/v1.png", "Is there a fracture?", "No", "CLOSED", "train", "site_a"],
+        ["q2", "img/v1.png", "Which side is abnormal?", "Left.", "OPEN", "train", "site_a"],
+        ["q3", "img/v2.png", "Is the heart enlarged?", "yes", "CLOSED", "val", "site_b"],
+        ["q4", "img/v3.png", "What organ is shown?", "Liver", "OPEN", "test", "site_b"],
+    ]
+
+
+def write_csv_vqa(root: Path) -> Path:
+    """vqa.csv (id, image, question, answer, answer_type, split, site) and its images."""
+    write_csv(root / "vqa.csv", CSV_VQA_HEADER, csv_vqa_rows())
+    for index, image in enumerate(sorted({row[1] for row in csv_vqa_rows()})):
+        write_image(root / image, shade=40 + 60 * index)
+    return root
+
+
+CSV_VQA_OPTIONS: dict[str, Any] = {
+    "file": "vqa.csv",
+    "text_column": None,
+    "id_column": "id",
+    "question_column": "question",
+    "answer_column": "answer",
+    "answer_type_column": "answer_type",
+    "split_column": "split",
+    "domain_column": "site",
+}

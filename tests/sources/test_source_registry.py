@@ -18,7 +18,12 @@ from fixtures import (
 
 from robust_mmr_pipeline.schema import TABLES, SourceTables
 from robust_mmr_pipeline.sources._common import IngestionError, infer_modality
-from robust_mmr_pipeline.sources.registry import SOURCE_OPTIONS, SOURCE_READERS, read_source
+from robust_mmr_pipeline.sources.registry import (
+    SOURCE_OPTIONS,
+    SOURCE_READERS,
+    declared_yield,
+    read_source,
+)
 
 WRITERS = {
     "vqa_rad": (write_vqa_rad, {}),
@@ -118,3 +123,33 @@ def test_image_path_escaping_root_is_rejected(tmp_path: Path) -> None:
 )
 def test_infer_modality(text: str, expected: str | None) -> None:
     assert infer_modality(text) == expected
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_declared_yield_matches_what_is_read(kind: str, tmp_path: Path) -> None:
+    """Each reader's static declaration (what the requirements check trusts before reading)
+    covers exactly the tables and text kinds its fixture gives, and its fixed domains."""
+    writer, options = WRITERS[kind]
+    root = writer(tmp_path / kind)
+    tables = read_source(kind, root, kind, options, "raise")
+    declared = declared_yield(kind, options)
+    filled = {name for name in ("vqa", "classification", "pairs") if len(getattr(tables, name))}
+    assert filled == set(declared.tables)
+    assert set(tables.pairs["text_kind"]) == set(declared.text_kinds)
+    assert declared.images == (len(tables.images) > 0)
+    if declared.domains is not None:
+        assert set(tables.images["domain"]) <= set(declared.domains)
+    bare = declared_yield(kind, options, qa_statements=False)
+    assert "qa_statement" not in bare.text_kinds
+
+
+def test_declared_yield_of_synthrad_and_options() -> None:
+    synth = declared_yield("synthrad", {"n_studies": 8})
+    assert synth.domains == ("site_a", "site_b", "site_c", "site_d")
+    assert synth.text_kinds == {"report", "caption"}
+    text_only = declared_yield("roco", {"require_images": False})
+    assert not text_only.images
+    labelled = declared_yield("csv", {"label_column": "label", "text_kind": "report"})
+    assert labelled.tables == {"pairs", "classification"} and labelled.domains == ("unknown",)
+    with pytest.raises(IngestionError, match="unknown source kind"):
+        declared_yield("vqarad")

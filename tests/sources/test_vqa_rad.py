@@ -17,7 +17,7 @@ from fixtures import (
 from PIL import Image
 
 from robust_mmr_pipeline.schema import TABLES
-from robust_mmr_pipeline.sources import vqa_rad
+from robust_mmr_pipeline.sources import registry, vqa_rad
 from robust_mmr_pipeline.sources._common import IngestionError
 
 OFFICIAL = "VQA_RAD Dataset Public.json"
@@ -65,17 +65,11 @@ def test_unreferenced_images_optional(root: Path) -> None:
     assert images.loc["vr:synpic400", "domain"] == "unknown"
 
 
-def test_qa_statement_pairs_train_only_by_default(root: Path) -> None:
-    tables = vqa_rad.read(root, "vr", {}, "raise")
-    assert len(tables.pairs) == 4  # the train records
-    assert set(tables.pairs["text_kind"]) == {"qa_statement"}
-    assert set(tables.pairs["style"]) == {"vqa_rad"}
-    texts = dict(zip(tables.pairs["pair_id"], tables.pairs["text"], strict=True))
-    assert texts["vr:official:1:qa"] == "There is no evidence of a hemorrhage."
-    assert texts["vr:official:2:qa"] == "How many ribs are fractured? 4."
-    everything = vqa_rad.read(root, "vr", {"qa_pairs_from": "all"}, "raise")
-    assert len(everything.pairs) == 6
-    assert len(vqa_rad.read(root, "vr", {"qa_pairs_from": "none"}, "raise").pairs) == 0
+def test_the_reader_builds_no_pairs_itself(root: Path) -> None:
+    """QA statements come from the registry for every VQA source (test_qa_statements.py)."""
+    assert vqa_rad.read(root, "vr", {}, "raise").pairs.empty
+    with pytest.raises(IngestionError, match="unknown option"):
+        vqa_rad.read(root, "vr", {"qa_pairs_from": "all"}, "raise")
 
 
 def test_mevf_format(root: Path) -> None:
@@ -195,7 +189,9 @@ def test_real_official(real_root: Path) -> None:
     assert tables.vqa["split"].value_counts().to_dict() == {"train": 1797, "test": 451}
     assert set(tables.images["domain"]) == {"head", "chest", "abd", "unknown"}
     assert set(tables.vqa["answer_type"]) == {"closed", "open"}
-    assert len(tables.pairs) == 1797
+    assert tables.pairs.empty
+    statements = registry.read_source("vqa_rad", real_root, "vqa_rad", {}, "raise").pairs
+    assert len(statements) == 1797 and set(statements["text_kind"]) == {"qa_statement"}
 
 
 @pytest.mark.shared_data

@@ -34,9 +34,7 @@ from robust_mmr_pipeline.tasks import (
 STEPS = 80
 
 
-def _memorise(
-    model: TaskModel, batch: dict, steps: int = STEPS
-) -> tuple[list[float], list[float]]:
+def _memorise(model: TaskModel, batch: dict, steps: int = STEPS) -> tuple[list[float], list[float]]:
     optimizer = torch.optim.AdamW(model.param_groups(0.0, 1.0, 2e-3))
     accuracies, losses = [], []
     for _ in range(steps):

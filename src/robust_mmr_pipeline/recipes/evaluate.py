@@ -665,6 +665,8 @@ def evaluate_all(
             ("in_domain", params.in_domain_protocol),
             ("cross_domain", params.cross_domain_protocol),
         ):
+            if not protocol:
+                continue  # none asked (the as_released branch has no cross-domain test)
             if protocol not in protocols:
                 logger.warning("No %s protocol %r in the split manifests.", condition, protocol)
                 continue

@@ -671,6 +671,7 @@ def render_report(
     *,
     fmt: str,
     training_perturbations: Sequence[Sequence[str]] = (),
+    extra_sections: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The robustness report as ``fmt`` ``"html"`` (self-contained) or ``"md"``; ``figures``
     maps a caption to (PNG path relative to the report, matplotlib figure)."""
@@ -686,6 +687,9 @@ def render_report(
             }
             for caption, (path, figure) in figures.items()
         ],
-        "sections": report_sections(results, summary, training_perturbations),
+        "sections": [
+            *report_sections(results, summary, training_perturbations),
+            *extra_sections,
+        ],
     }
     return render(f"report.{fmt}.j2", **page)

@@ -38,8 +38,12 @@ from robust_mmr_pipeline.validation.images import (
     pixel_problem,
 )
 
-OnBadRecord = Literal["raise", "drop"]
-BAD_RECORD_POLICIES: tuple[str, ...] = ("raise", "drop")
+# raise: stop at the first bad record; drop: move every bad record to the rejects table;
+# tolerate: drop like ``drop``, but ingestion raises when a source's rejected fraction exceeds
+# its ``max_bad_fraction`` (ingest.py), so a published release with a few broken records runs
+# while a wrong folder or format still stops the run.
+OnBadRecord = Literal["raise", "drop", "tolerate"]
+BAD_RECORD_POLICIES: tuple[str, ...] = ("raise", "drop", "tolerate")
 
 T = TypeVar("T")
 
@@ -50,10 +54,11 @@ class IngestionError(ValueError):
 
 @dataclass
 class BadRecords:
-    """Collects bad records: raises at once under ``raise``, keeps them as rejects under ``drop``.
+    """Collects bad records: raises at once under ``raise``, keeps them as rejects under
+    ``drop`` and ``tolerate`` (ingestion bounds the tolerated fraction).
 
-    ``drop`` never loses data silently: every dropped record is a row of the rejects table,
-    which ingestion saves and counts.
+    Dropping never loses data silently: every dropped record is a row of the rejects table,
+    which ingestion saves and counts and the validation report lists.
     """
 
     source: str
@@ -64,7 +69,8 @@ class BadRecords:
         if self.policy == "raise":
             raise IngestionError(
                 f"{self.source}: bad record {record!r} in {file}: {reason}. Fix: {fix} "
-                "(or set on_bad_record: drop to move bad records to the rejects table)."
+                "(or set ingestion.on_bad_record: tolerate / drop to move bad records to the "
+                "rejects table)."
             )
         self.rows.append(
             {"source": self.source, "file": str(file), "record": str(record), "reason": reason}
@@ -162,7 +168,7 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 def check_policy(on_bad_record: str) -> OnBadRecord:
-    """Return ``on_bad_record`` if it is ``raise`` or ``drop``; raise IngestionError otherwise."""
+    """Return ``on_bad_record`` if it is a known policy; raise IngestionError otherwise."""
     if on_bad_record not in BAD_RECORD_POLICIES:
         raise IngestionError(
             f"on_bad_record must be one of {list(BAD_RECORD_POLICIES)}, got {on_bad_record!r}."
@@ -753,3 +759,25 @@ def read_csv_rows(
             f"{source}: {path} is not valid CSV near line {reader.line_num}: {exc}. Fix: {fix}"
         ) from exc
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# What a reader yields, known before reading (the data requirements check reads it)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceYield:
+    """What a configured source gives the pipeline, declared by its reader from the options.
+
+    ``tables``: the record tables it fills (``vqa``, ``classification``, ``pairs``);
+    ``text_kinds``: the text kinds of its pairs (QA statements are added by the registry);
+    ``images``: whether its images table is filled (False for text-only copies);
+    ``domains``: the domain values it writes when fixed by the format, None when they come from
+    the data (then only the ingested tables tell).
+    """
+
+    tables: frozenset[str]
+    text_kinds: frozenset[str] = frozenset()
+    images: bool = True
+    domains: tuple[str, ...] | None = None

@@ -5,16 +5,20 @@ Layout read (``root`` is the dataset folder)::
     root/pairs.csv             header row, then one row per image–text pair
     root/<images_dir>/<image>  the images, named by the image column relative to images_dir
 
-Every column name is an option. Required columns: ``image_column`` and ``text_column``;
-optional: ``id_column`` (else ``<file stem>-<row index>``), ``label_column`` (then each row is
-also a classification sample), ``split_column`` (train / val / validation / dev / test /
-unassigned; anything else is a bad record; without it every row is ``unassigned``),
-``domain_column``, ``modality_column``, ``organ_column`` (empty cells and absent columns give
-``unknown``). The split reaches the classification rows only: the unified pairs table has no
-split column. ``text_kind`` says what the text is (caption, report or qa_statement); the pairs'
-style is ``style`` or, when unset, the source name.
+Every column name is an option. Required columns: ``image_column`` and ``text_column`` (which
+may be null for a VQA-only CSV); optional: ``id_column`` (else ``<file stem>-<row index>``),
+``label_column`` (then each row is also a classification sample), ``question_column`` with
+``answer_column`` (then each row is also a VQA record; ``answer_type_column`` gives CLOSED /
+OPEN, else yes/no answers are closed and the rest open; ``question_type_column`` is optional),
+``split_column`` (train / val / validation / dev / test / unassigned; anything else is a bad
+record; without it every row is ``unassigned``), ``domain_column``, ``modality_column``,
+``organ_column`` (empty cells and absent columns give ``unknown``). The split reaches the
+classification and VQA rows only: the unified pairs table has no split column. ``text_kind``
+says what the text is (caption, report or qa_statement); the pairs' style is ``style`` or, when
+unset, the source name. QA statements of the VQA rows are added by the registry, as for every
+VQA source.
 
-Ids: image_id ``<name>:<image path without extension>``, pair_id / sample_id
+Ids: image_id ``<name>:<image path without extension>``, pair_id / sample_id / qid
 ``<name>:<id>`` (a repeated id is a duplicate bad record). ``require_images: false`` leaves the
 images table empty for text-only uses (pairs keep their image ids); such a source cannot feed
 image training. Several rows may share an image; the first row fixes its domain, modality
@@ -33,6 +37,7 @@ from robust_mmr_pipeline.sources._common import (
     IdTracker,
     ImageCatalog,
     OnBadRecord,
+    SourceYield,
     canonical_split,
     check_name,
     check_policy,
@@ -43,6 +48,7 @@ from robust_mmr_pipeline.sources._common import (
     parse_options,
     read_csv_rows,
 )
+from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
 
 KIND = "csv"
 _FIX_ROW = "give the row an image path and a text (and its id / label / split where configured)"
@@ -56,13 +62,17 @@ class CsvPairsOptions:
     delimiter: str = ","
     images_dir: str = ""
     image_column: str = "image"
-    text_column: str = "text"
+    text_column: str | None = "text"
     id_column: str | None = None
     label_column: str | None = None
     split_column: str | None = None
     domain_column: str | None = None
     modality_column: str | None = None
     organ_column: str | None = None
+    question_column: str | None = None
+    answer_column: str | None = None
+    answer_type_column: str | None = None
+    question_type_column: str | None = None
     text_kind: Literal["caption", "report", "qa_statement"] = "caption"
     style: str | None = None
     require_images: bool = True
@@ -70,6 +80,29 @@ class CsvPairsOptions:
     def __post_init__(self) -> None:
         if len(self.delimiter) != 1:
             raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+        if (self.question_column is None) != (self.answer_column is None):
+            raise ValueError("question_column and answer_column go together: set both or neither")
+        if self.question_column is None and (self.answer_type_column or self.question_type_column):
+            raise ValueError("answer_type_column / question_type_column need question_column")
+        if self.text_column is None and self.question_column is None:
+            raise ValueError("set text_column (pairs) or question_column + answer_column (VQA)")
+        if self.text_column is None and self.label_column is not None:
+            raise ValueError("label_column needs text_column (a classification row has a text)")
+
+
+def yields(options: dict[str, Any] | CsvPairsOptions | None = None) -> SourceYield:
+    """Pairs of ``text_kind`` (with a text column), classification rows (with a label column)
+    and VQA records (with question / answer columns); domain from ``domain_column`` (data)."""
+    opts = parse_options(CsvPairsOptions, options, KIND)
+    tables = {"pairs"} if opts.text_column else set()
+    tables |= {"classification"} if opts.label_column else set()
+    tables |= {"vqa"} if opts.question_column else set()
+    return SourceYield(
+        tables=frozenset(tables),
+        text_kinds=frozenset({opts.text_kind} if opts.text_column else ()),
+        images=opts.require_images,
+        domains=None if opts.domain_column else ("unknown",),
+    )
 
 
 def read(
@@ -84,16 +117,32 @@ def read(
     root = check_root(root, KIND)
     path = root / opts.file
     optional = (
+        opts.text_column,
         opts.id_column,
         opts.label_column,
         opts.split_column,
         opts.domain_column,
         opts.modality_column,
         opts.organ_column,
+        opts.question_column,
+        opts.answer_column,
+        opts.answer_type_column,
+        opts.question_type_column,
     )
-    columns = [opts.image_column, opts.text_column, *(c for c in optional if c)]
-    required = [opts.image_column, opts.text_column]
-    required += [c for c in (opts.id_column, opts.label_column, opts.split_column) if c]
+    columns = [opts.image_column, *(c for c in optional if c)]
+    required = [opts.image_column]
+    required += [
+        c
+        for c in (
+            opts.text_column,
+            opts.id_column,
+            opts.label_column,
+            opts.split_column,
+            opts.question_column,
+            opts.answer_column,
+        )
+        if c
+    ]
     rows = read_csv_rows(path, name, columns, "use a CSV with a header row", opts.delimiter)
     stem = PurePosixPath(opts.file).stem
     catalog = ImageCatalog(root, bad)
@@ -101,6 +150,7 @@ def read(
     style = opts.style or name
     pairs: list[dict[str, Any]] = []
     classification: list[dict[str, Any]] = []
+    vqa: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         values = {c: clean_text(row.values[c]) for c in columns}
         local_id = values[opts.id_column] if opts.id_column else f"{stem}-{index}"
@@ -156,6 +206,14 @@ def read(
             domain=meta["domain"],
         ):
             continue
+        vqa_row = _vqa_row(opts, values, record_id, image_id, split)
+        if isinstance(vqa_row, str):
+            bad.report(path, label, f"malformed record: {vqa_row}", _FIX_ROW)
+            continue
+        if vqa_row is not None:
+            vqa.append(vqa_row)
+        if not opts.text_column:
+            continue
         text = values[opts.text_column]
         pairs.append(
             {
@@ -176,4 +234,32 @@ def read(
                     "split": split,
                 }
             )
-    return make_tables(bad, images=catalog.frame(), pairs=pairs, classification=classification)
+    return make_tables(
+        bad, images=catalog.frame(), pairs=pairs, classification=classification, vqa=vqa
+    )
+
+
+def _vqa_row(
+    opts: CsvPairsOptions, values: dict[str, str], qid: str, image_id: str, split: str
+) -> dict[str, Any] | str | None:
+    """The VQA record of a row (None without question columns), or what is wrong with it."""
+    if not opts.question_column or not opts.answer_column:
+        return None
+    answer = normalize_answer(values[opts.answer_column])
+    if not answer:
+        return f"the answer {values[opts.answer_column]!r} is blank once normalised"
+    if opts.answer_type_column:
+        answer_type = normalize_answer_type(values[opts.answer_type_column])
+        if answer_type is None:
+            return f"answer type {values[opts.answer_type_column]!r} is neither CLOSED nor OPEN"
+    else:
+        answer_type = "closed" if is_yes_no(answer) else "open"
+    return {
+        "qid": qid,
+        "image_id": image_id,
+        "question": values[opts.question_column],
+        "answer": answer,
+        "answer_type": answer_type,
+        "question_type": values[opts.question_type_column] if opts.question_type_column else "",
+        "split": split,
+    }

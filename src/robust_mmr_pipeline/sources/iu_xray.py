@@ -46,6 +46,7 @@ from robust_mmr_pipeline.sources._common import (
     ImageCatalog,
     IngestionError,
     OnBadRecord,
+    SourceYield,
     canonical_split,
     check_name,
     check_policy,
@@ -95,6 +96,17 @@ def _image_problem(paths: list[Any]) -> str:
         if safe_relative(path.strip()) is None:
             return f"image path {path!r} is absolute or leaves the dataset folder"
     return ""
+
+
+def yields(options: dict[str, Any] | IuXrayOptions | None = None) -> SourceYield:
+    """Report pairs of chest radiographs (domain ``chest_xray``)."""
+    opts = parse_options(IuXrayOptions, options, KIND)
+    return SourceYield(
+        tables=frozenset({"pairs"}),
+        text_kinds=frozenset({"report"}),
+        images=opts.require_images,
+        domains=(DOMAIN,) if opts.require_images else (),
+    )
 
 
 def read(

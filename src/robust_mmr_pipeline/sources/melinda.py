@@ -41,6 +41,7 @@ from robust_mmr_pipeline.sources._common import (
     IdTracker,
     ImageCatalog,
     OnBadRecord,
+    SourceYield,
     canonical_split,
     check_name,
     check_policy,
@@ -90,6 +91,17 @@ class MelindaOptions:
                 f"label_column and domain_column are both {self.label_column!r}; a domain split "
                 "on the label itself leaves nothing to predict"
             )
+
+
+def yields(options: dict[str, Any] | MelindaOptions | None = None) -> SourceYield:
+    """Classification rows and their caption pairs; domain from ``domain_column`` (data)."""
+    opts = parse_options(MelindaOptions, options, KIND)
+    return SourceYield(
+        tables=frozenset({"classification", "pairs"}),
+        text_kinds=frozenset({"caption"}),
+        images=opts.require_images,
+        domains=None if opts.domain_column else ("unknown",),
+    )
 
 
 def read(

@@ -10,9 +10,16 @@ Every reader is ``read(root, name, options, on_bad_record) -> SourceTables``:
   :class:`~robust_mmr_pipeline.sources._common.IngestionError` naming the key and the allowed
   keys;
 - ``on_bad_record``: ``raise`` (stop at the first bad record with a message naming the file,
-  the record and the fix) or ``drop`` (move bad records to the rejects table).
+  the record and the fix), ``drop`` or ``tolerate`` (move bad records to the rejects table;
+  ingestion bounds the tolerated fraction).
 
-SynthRad is not listed here: it is generated, not read, and the ingestion pipeline handles it.
+:func:`read_source` adds the QA-statement pairs of every source's training VQA records
+(:mod:`robust_mmr_pipeline.sources.qa_statements`), so readers never build them.
+:func:`declared_yield` says what a configured source gives before it is read (every reader
+declares it in its ``yields(options)``), for the data requirements check.
+
+SynthRad is not read here: it is generated, not read, and the ingestion pipeline handles it
+(:func:`declared_yield` knows it too).
 """
 
 from __future__ import annotations
@@ -31,7 +38,14 @@ from robust_mmr_pipeline.sources import (
     vqa_med_2019,
     vqa_rad,
 )
-from robust_mmr_pipeline.sources._common import IngestionError, OnBadRecord, check_policy
+from robust_mmr_pipeline.sources._common import (
+    IngestionError,
+    OnBadRecord,
+    SourceYield,
+    check_policy,
+)
+from robust_mmr_pipeline.sources.qa_statements import TEXT_KIND as QA_STATEMENT
+from robust_mmr_pipeline.sources.qa_statements import with_qa_statements
 
 Reader = Callable[[Path, str, Any, OnBadRecord], SourceTables]
 
@@ -56,6 +70,17 @@ SOURCE_OPTIONS: dict[str, type] = {
 }
 
 
+SOURCE_YIELDS: dict[str, Callable[[Any], SourceYield]] = {
+    "vqa_rad": vqa_rad.yields,
+    "slake": slake.yields,
+    "vqa_med_2019": vqa_med_2019.yields,
+    "roco": roco.yields,
+    "melinda": melinda.yields,
+    "iu_xray": iu_xray.yields,
+    "csv": csv_pairs.yields,
+}
+
+
 def known_kinds() -> list[str]:
     """The kind names :func:`read_source` accepts."""
     return sorted(SOURCE_READERS)
@@ -67,8 +92,13 @@ def read_source(
     name: str,
     options: Mapping[str, Any] | None = None,
     on_bad_record: OnBadRecord = "raise",
+    *,
+    qa_statements: bool = True,
 ) -> SourceTables:
     """Read one dataset copy of format ``kind`` into the unified tables.
+
+    With ``qa_statements`` the QA statements of the training VQA records are added to
+    ``pairs`` (text_kind ``qa_statement``, style = ``name``).
 
     Raises IngestionError for an unknown kind (listing the known kinds), unknown or ill-typed
     options (naming the key and the allowed keys), a missing folder or annotation file, an
@@ -80,4 +110,39 @@ def read_source(
             f"unknown source kind {kind!r}; known kinds: {known_kinds()} (synthrad is handled "
             "by the ingestion pipeline itself)."
         )
-    return reader(Path(root), name, options, check_policy(on_bad_record))
+    tables = reader(Path(root), name, options, check_policy(on_bad_record))
+    return with_qa_statements(tables, name) if qa_statements else tables
+
+
+def declared_yield(
+    kind: str, options: Mapping[str, Any] | None = None, *, qa_statements: bool = True
+) -> SourceYield:
+    """What a source of ``kind`` with ``options`` gives, before reading it.
+
+    The reader's declaration plus the QA statements the registry adds to a VQA source. SynthRad
+    gives every table (report and caption pairs) with its sites as domains.
+    """
+    if kind == "synthrad":
+        from robust_mmr_pipeline.params import parse
+        from robust_mmr_pipeline.sources.synthrad import SynthRadConfig
+
+        config = parse(SynthRadConfig, dict(options or {}), "ingestion.sources[synthrad].options")
+        return SourceYield(
+            tables=frozenset({"vqa", "classification", "pairs"}),
+            text_kinds=frozenset({"report", "caption"}),
+            domains=tuple(config.site_names),
+        )
+    declare = SOURCE_YIELDS.get(kind)
+    if declare is None:
+        raise IngestionError(
+            f"unknown source kind {kind!r}; known kinds: {['synthrad', *known_kinds()]}."
+        )
+    declared = declare(dict(options or {}))
+    if qa_statements and "vqa" in declared.tables:
+        declared = SourceYield(
+            tables=declared.tables | {"pairs"},
+            text_kinds=declared.text_kinds | {QA_STATEMENT},
+            images=declared.images,
+            domains=declared.domains,
+        )
+    return declared

@@ -41,11 +41,13 @@ from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
 from robust_mmr_pipeline.sources._common import (
+    MODALITIES,
     BadRecords,
     IdTracker,
     ImageCatalog,
     IngestionError,
     OnBadRecord,
+    SourceYield,
     check_name,
     check_policy,
     check_root,
@@ -154,6 +156,17 @@ def _read_licences(path: Path, name: str, bad: BadRecords) -> dict[str, str]:
             continue
         files[row[0].strip()] = row[1].strip()
     return files
+
+
+def yields(options: dict[str, Any] | RocoOptions | None = None) -> SourceYield:
+    """Caption pairs; domain = the modality named by the caption or keywords."""
+    opts = parse_options(RocoOptions, options, KIND)
+    return SourceYield(
+        tables=frozenset({"pairs"}),
+        text_kinds=frozenset({"caption"}),
+        images=opts.require_images,
+        domains=MODALITIES,
+    )
 
 
 def read(

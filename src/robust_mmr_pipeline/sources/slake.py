@@ -41,6 +41,7 @@ from robust_mmr_pipeline.sources._common import (
     ImageCatalog,
     IngestionError,
     OnBadRecord,
+    SourceYield,
     check_name,
     check_policy,
     check_root,
@@ -101,6 +102,12 @@ def _split_files(root: Path, opts: SlakeOptions, name: str) -> list[tuple[str, P
             logger.info("%s: %s is absent, reading %s instead.", name, val_path, alternative)
             val_path = alternative
     return [("train", root / opts.train_file), ("val", val_path), ("test", root / opts.test_file)]
+
+
+def yields(options: dict[str, Any] | SlakeOptions | None = None) -> SourceYield:
+    """VQA records; domain = the modality (CT / MRI / X-Ray, lower-cased)."""
+    parse_options(SlakeOptions, options, KIND)
+    return SourceYield(tables=frozenset({"vqa"}), domains=("ct", "mri", "x-ray"))
 
 
 def read(

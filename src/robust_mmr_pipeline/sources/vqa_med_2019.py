@@ -52,6 +52,7 @@ from robust_mmr_pipeline.sources._common import (
     ImageCatalog,
     IngestionError,
     OnBadRecord,
+    SourceYield,
     check_name,
     check_policy,
     check_root,
@@ -174,6 +175,12 @@ def _parse_lines(
             line_category = category
         parsed.append(_Line(path, number, split, line_category, image, question, answer))
     return parsed
+
+
+def yields(options: dict[str, Any] | VqaMed2019Options | None = None) -> SourceYield:
+    """VQA records; domain = the organ system named by the image's organ answer (data)."""
+    parse_options(VqaMed2019Options, options, KIND)
+    return SourceYield(tables=frozenset({"vqa"}))
 
 
 def read(

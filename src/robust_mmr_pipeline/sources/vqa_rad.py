@@ -31,11 +31,10 @@ Ids (all prefixed with the source ``name`` so several sources can be merged):
   one exactly is a duplicate bad record.
 
 Tables: ``images`` (modality ``unknown`` — the records do not state it and guessing it from the
-question text is unreliable; organ and domain = lower-cased ``image_organ``), ``vqa`` (answers
-normalised with :func:`~robust_mmr_pipeline.sources.answers.normalize_answer`), and ``pairs``
-of text_kind ``qa_statement`` / style ``vqa_rad`` (one per QA record, see
-:func:`~robust_mmr_pipeline.sources.answers.qa_statement`), from training records only by
-default so that pre-training never sees test answers. Only images that some record references
+question text is unreliable; organ and domain = lower-cased ``image_organ``) and ``vqa``
+(answers normalised with :func:`~robust_mmr_pipeline.sources.answers.normalize_answer`). The
+QA-statement pairs of the training records are added by the registry, as for every VQA source
+(:mod:`robust_mmr_pipeline.sources.qa_statements`). Only images that some record references
 are listed unless ``include_unreferenced_images`` (the release has one image, synpic35356.jpg,
 that no record uses).
 """
@@ -54,6 +53,7 @@ from robust_mmr_pipeline.sources._common import (
     ImageCatalog,
     IngestionError,
     OnBadRecord,
+    SourceYield,
     check_name,
     check_policy,
     check_root,
@@ -63,16 +63,11 @@ from robust_mmr_pipeline.sources._common import (
     parse_options,
     record_problem,
 )
-from robust_mmr_pipeline.sources.answers import (
-    normalize_answer,
-    normalize_answer_type,
-    qa_statement,
-)
+from robust_mmr_pipeline.sources.answers import normalize_answer, normalize_answer_type
 
 logger = logging.getLogger(__name__)
 
 KIND = "vqa_rad"
-STYLE = "vqa_rad"
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
 PHRASE_TYPE_SPLITS: dict[str, str] = {
@@ -103,7 +98,6 @@ class VqaRadOptions:
     mevf_test_file: str = "testset.json"
     mevf_val_file: str | None = None
     images_dir: str = "images"
-    qa_pairs_from: Literal["train", "all", "none"] = "train"
     include_unreferenced_images: bool = False
 
 
@@ -153,6 +147,12 @@ def _assign_ids(loaded: list[_Loaded], name: str, fmt: str) -> list[str]:
     return ids
 
 
+def yields(options: dict[str, Any] | VqaRadOptions | None = None) -> SourceYield:
+    """VQA records; domain = the organ (HEAD / CHEST / ABD, lower-cased)."""
+    parse_options(VqaRadOptions, options, KIND)
+    return SourceYield(tables=frozenset({"vqa"}), domains=("abd", "chest", "head"))
+
+
 def read(
     root: Path,
     name: str,
@@ -175,7 +175,6 @@ def read(
     seen_records: dict[str, str] = {}
     organ_conflicts: set[str] = set()
     vqa: list[dict[str, Any]] = []
-    pairs: list[dict[str, Any]] = []
 
     for item, qid in zip(loaded, ids, strict=True):
         record = item.record
@@ -230,28 +229,17 @@ def read(
             continue
         if known and catalog.get(image_id, "organ") != organ:
             organ_conflicts.add(image_id)
-        question = clean_text(record["question"])
         vqa.append(
             {
                 "qid": qid,
                 "image_id": image_id,
-                "question": question,
+                "question": clean_text(record["question"]),
                 "answer": answer,
                 "answer_type": answer_type,
                 "question_type": clean_text(record.get("question_type") or ""),
                 "split": split,
             }
         )
-        if opts.qa_pairs_from == "all" or (opts.qa_pairs_from == "train" and split == "train"):
-            pairs.append(
-                {
-                    "pair_id": f"{qid}:qa",
-                    "image_id": image_id,
-                    "text": qa_statement(question, record["answer"], answer_type),
-                    "text_kind": "qa_statement",
-                    "style": STYLE,
-                }
-            )
 
     if organ_conflicts:
         logger.warning(
@@ -267,7 +255,7 @@ def read(
             if path.suffix.lower() in IMAGE_SUFFIXES and image_id not in catalog:
                 rel_path = PurePosixPath(opts.images_dir) / path.name
                 catalog.add(image_id, rel_path, f"image file {path.name}")
-    return make_tables(bad, images=catalog.frame(), pairs=pairs, vqa=vqa)
+    return make_tables(bad, images=catalog.frame(), vqa=vqa)
 
 
 _FIX_RECORD = (

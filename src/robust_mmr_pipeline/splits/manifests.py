@@ -4,7 +4,8 @@ Manifests carry ids, domains, splits and the record text, never image bytes. Eac
 column order, fixed dtypes and a fixed row order (its sort keys, which are unique), so the same
 inputs and seed always give byte-identical parquet files.
 
-split_images          protocol, image_id, domain, split
+split_images          protocol, image_id, domain, split (one row per image and protocol;
+                      as_released: one per split the image's records sit in)
 split_pairs           protocol, split, pair_id, image_id, domain, text, text_kind, style
 split_vqa             protocol, split, qid, image_id, domain, question, answer, answer_type,
                       question_type
@@ -77,7 +78,7 @@ MANIFESTS: dict[str, pa.Schema] = {
 
 # Unique row keys; rows are sorted by them.
 SORT_KEYS: dict[str, list[str]] = {
-    "split_images": ["protocol", "image_id"],
+    "split_images": ["protocol", "image_id", "split"],  # as_released: several splits
     "split_pairs": ["protocol", "pair_id"],
     "split_vqa": ["protocol", "qid"],
     "split_classification": ["protocol", "sample_id"],

@@ -22,7 +22,20 @@ Protocols (see METHOD.md, "Evaluation protocol")
     their in-domain train/val split (as assigned over every image, whatever ``held_out_domains``
     says) and in-domain test images are left out.
 
-An image outside a protocol has no row in that protocol's manifests.
+``as_released``
+    With ``as_released``, the official split exactly as published, for numbers that stand next
+    to published ones: every record keeps its official split, so an image whose records carry
+    several splits (VQA-RAD asks test questions about 202 of its 314 training images) sits in
+    each of them; the overlap is counted in the split summary (``overlap_images``) and logged.
+    Records without an official split, and pairs (which have none), follow the image's primary
+    split: the first of train, val, test among its records' official splits (so the QA
+    statements of training records stay in train), else by hash. Every domain is in it (none
+    is held out). With ``carve_val_from_train`` the val split of a source that publishes none
+    is carved from its official train images by hash, as in in_domain (test stays exactly as
+    published). Not image-disjoint: never the protocol of a robustness claim.
+
+An image outside a protocol has no row in that protocol's manifests; in every protocol but
+``as_released`` an image has one split.
 
 Images, not records, are assigned, and every record (pairs, vqa, classification) follows its
 image, so no image sits in two splits of one protocol. When an image's records carry different
@@ -59,6 +72,11 @@ logger = logging.getLogger(__name__)
 IN_DOMAIN = "in_domain"
 CROSS_DOMAIN = "cross_domain"
 LODO_PREFIX = "lodo:"
+AS_RELEASED = "as_released"
+# An as_released image's primary split (pairs and records without an official split follow
+# it): the first of these among its records' official splits, so training statements stay in
+# train.
+AS_RELEASED_PRECEDENCE: tuple[str, ...] = ("train", "val", "test")
 
 # A list of domain values (matched in every source) or, per source name, its domain values.
 HeldOutDomains = list[str] | dict[str, list[str]]
@@ -98,8 +116,8 @@ def check_validation_summary(summary: Mapping[str, Any] | None) -> None:
             "domain_split refuses to split: the validation report "
             "(data/08_reporting/validation_summary.json) says success = "
             f"{summary['success']!r}. Fix the data problems it lists (or set "
-            "ingestion.on_bad_record: drop), re-run `kedro run --pipelines validation`, then "
-            "run domain_split again."
+            "ingestion.on_bad_record: tolerate / drop), re-run `kedro run --pipelines "
+            "validation`, then run domain_split again."
         )
 
 
@@ -318,16 +336,18 @@ def _join_records(
 
 
 def assert_image_disjoint(manifests: SplitManifests) -> None:
-    """Raise ManifestError unless each image has one split per protocol and records follow it."""
+    """Raise ManifestError unless each image has one split per protocol (``as_released``
+    excepted, whose images may sit in several) and every record sits in a split of its image."""
     images = manifests.images
-    repeated = images[images.duplicated(subset=["protocol", "image_id"], keep=False)]
+    single = images[images["protocol"] != AS_RELEASED]
+    repeated = single[single.duplicated(subset=["protocol", "image_id"], keep=False)]
     if len(repeated):
         example = repeated.head(4).to_dict("records")
         raise ManifestError(f"split_images: an image is in two splits of one protocol: {example}")
     unknown = images[~images["split"].isin(SPLIT_ORDER)]
     if len(unknown):
         raise ManifestError(f"split_images: unknown split value(s) {_examples(unknown['split'])}.")
-    reference = images.set_index(["protocol", "image_id"])["split"]
+    placed = pd.MultiIndex.from_frame(images[["protocol", "image_id", "split"]])
     for name, frame in (
         ("split_pairs", manifests.pairs),
         ("split_vqa", manifests.vqa),
@@ -335,9 +355,8 @@ def assert_image_disjoint(manifests: SplitManifests) -> None:
     ):
         if frame.empty:
             continue
-        keys = pd.MultiIndex.from_frame(frame[["protocol", "image_id"]])
-        expected = reference.reindex(keys).to_numpy()
-        mismatch = frame["split"].to_numpy(dtype=object) != expected
+        keys = pd.MultiIndex.from_frame(frame[["protocol", "image_id", "split"]])
+        mismatch = ~keys.isin(placed)
         if mismatch.any():
             example = frame.loc[mismatch].head(3).to_dict("records")
             raise ManifestError(
@@ -350,6 +369,8 @@ def content_duplicates_across_splits(
 ) -> dict[str, int]:
     """Per protocol, how many image contents (sha256) occur under ids in different splits."""
     sha = images.set_index("image_id")["sha256"]
+    # as_released keeps the source's own overlap by design (counted in the summary instead)
+    split_images = split_images[split_images["protocol"] != AS_RELEASED]
     frame = split_images.assign(sha256=split_images["image_id"].map(sha))
     frame = frame[frame["sha256"].notna() & (frame["sha256"] != "")]
     spread = frame.groupby(["protocol", "sha256"])["split"].nunique()
@@ -406,6 +427,105 @@ def protocol_assignments(
     return assignments
 
 
+@dataclass(frozen=True)
+class _Released:
+    """The as_released protocol's rows (manifest columns, not yet conformed)."""
+
+    images: pd.DataFrame
+    pairs: pd.DataFrame
+    vqa: pd.DataFrame
+    classification: pd.DataFrame
+
+
+def as_released_splits(
+    base: pd.DataFrame,
+    pairs: pd.DataFrame,
+    vqa: pd.DataFrame,
+    classification: pd.DataFrame,
+    *,
+    seed: int,
+    fractions: SplitFractions,
+    carve_val_from_train: bool,
+) -> _Released:
+    """The ``as_released`` protocol (module docstring): records keep their official split.
+
+    ``base`` holds image_id, source and domain of every image.
+    """
+    labels = pd.concat(
+        [vqa[["image_id", "split"]], classification[["image_id", "split"]]], ignore_index=True
+    )
+    labels = labels[labels["split"].isin(SPLIT_ORDER)]
+    rank = {split: position for position, split in enumerate(AS_RELEASED_PRECEDENCE)}
+    first = labels.assign(rank=labels["split"].map(rank)).groupby("image_id")["rank"].min()
+    official = base["image_id"].map(first.map(dict(enumerate(AS_RELEASED_PRECEDENCE))))
+    u = unit_hashes(seed, base["image_id"])
+    primary = hash_splits(u, fractions)
+    has_official = official.notna().to_numpy()
+    primary[has_official] = official[has_official].to_numpy(dtype=object)
+    carved = np.zeros(len(base), dtype=bool)
+    if carve_val_from_train:
+        carve = _carve_sources(base, vqa, classification)
+        candidates = has_official & (primary == "train") & base["source"].isin(carve).to_numpy()
+        primary[candidates] = train_val_splits(u[candidates], fractions)
+        carved = candidates & (primary == "val")
+    primary_of = pd.Series(primary, index=base["image_id"].to_numpy())
+    carved_ids = set(base["image_id"][carved])
+    domain_of = base.set_index("image_id")["domain"]
+
+    def placed(records: pd.DataFrame, own_split: bool) -> pd.DataFrame:
+        frame = records.copy()
+        follow = primary_of.reindex(frame["image_id"]).to_numpy(dtype=object)
+        if own_split:
+            split = frame["split"].to_numpy(dtype=object)
+            official_split = np.isin(split, SPLIT_ORDER)
+            moved = (split == "train") & frame["image_id"].isin(carved_ids).to_numpy()
+            split = np.where(moved, "val", split)
+            follow = np.where(official_split, split, follow)
+        return frame.assign(
+            protocol=AS_RELEASED, split=follow, domain=frame["image_id"].map(domain_of)
+        )
+
+    placed_vqa = placed(vqa, own_split=True)
+    placed_classification = placed(classification, own_split=True)
+    placed_pairs = placed(pairs, own_split=False)
+    image_rows = pd.concat(
+        [
+            base[["image_id", "domain"]].assign(split=primary),
+            *(
+                frame[["image_id", "domain", "split"]]
+                for frame in (placed_vqa, placed_classification)
+            ),
+        ],
+        ignore_index=True,
+    ).drop_duplicates(subset=["image_id", "split"])
+    return _Released(
+        images=image_rows.assign(protocol=AS_RELEASED),
+        pairs=placed_pairs,
+        vqa=placed_vqa,
+        classification=placed_classification,
+    )
+
+
+def _with_released(standard: pd.DataFrame, released: pd.DataFrame, name: str) -> pd.DataFrame:
+    if released.empty:
+        return standard
+    return conform_manifest(pd.concat([standard, released], ignore_index=True), name)
+
+
+def overlap_counts(split_images: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per protocol with images in several splits (``as_released``): how many images sit in
+    each pair of splits (``train&test``, ...), and in all three (``train&val&test``)."""
+    counts: dict[str, dict[str, int]] = {}
+    for protocol, frame in split_images.groupby("protocol"):
+        per_image = frame.groupby("image_id")["split"].agg(
+            lambda splits: "&".join(s for s in SPLIT_ORDER if s in set(splits))
+        )
+        shared = per_image[per_image.str.contains("&")]
+        if len(shared):
+            counts[str(protocol)] = {str(k): int(v) for k, v in shared.value_counts().items()}
+    return counts
+
+
 def build_splits(
     images: pd.DataFrame,
     pairs: pd.DataFrame,
@@ -418,11 +538,13 @@ def build_splits(
     leave_one_out_all: bool = False,
     respect_official_splits: bool = True,
     carve_val_from_train: bool = True,
+    as_released: bool = False,
 ) -> SplitManifests:
     """Assign every image of every protocol to a split and join the records to it.
 
     Inputs are the validated unified tables (schema.py). Returns the manifests, sorted and
-    typed (manifests.py), after asserting that no image sits in two splits of a protocol.
+    typed (manifests.py), after asserting that no image sits in two splits of a protocol
+    (``as_released``, emitted when asked, excepted).
     """
     _check_inputs(
         images,
@@ -457,19 +579,52 @@ def build_splits(
     )
     official_by_id = pd.Series(official.to_numpy(dtype=object), index=base["image_id"])
     official_protocols = {IN_DOMAIN} if respect_official_splits else set()
-    manifests = SplitManifests(
-        images=split_images,
-        pairs=_join_records(split_images, pairs, "split_pairs", official_by_id, official_protocols),
-        vqa=_join_records(split_images, vqa, "split_vqa", official_by_id, official_protocols),
-        classification=_join_records(
-            split_images,
+    released = (
+        as_released_splits(
+            images[["image_id", "source", "domain"]].reset_index(drop=True),
+            pairs,
+            vqa,
             classification,
+            seed=seed,
+            fractions=fractions,
+            carve_val_from_train=carve_val_from_train,
+        )
+        if as_released
+        else _Released(*(pd.DataFrame() for _ in range(4)))
+    )
+    manifests = SplitManifests(
+        images=_with_released(split_images, released.images, "split_images"),
+        pairs=_with_released(
+            _join_records(split_images, pairs, "split_pairs", official_by_id, official_protocols),
+            released.pairs,
+            "split_pairs",
+        ),
+        vqa=_with_released(
+            _join_records(split_images, vqa, "split_vqa", official_by_id, official_protocols),
+            released.vqa,
+            "split_vqa",
+        ),
+        classification=_with_released(
+            _join_records(
+                split_images,
+                classification,
+                "split_classification",
+                official_by_id,
+                official_protocols,
+            ),
+            released.classification,
             "split_classification",
-            official_by_id,
-            official_protocols,
         ),
     )
     assert_image_disjoint(manifests)
+    overlaps = overlap_counts(manifests.images)
+    if overlaps:
+        logger.warning(
+            "as_released keeps the official split as published, so images sit in several "
+            "splits: %s (images per combination). Its test numbers compare with published "
+            "ones; robustness claims use the image-disjoint protocols.",
+            overlaps,
+        )
     leaks = leaked_images(vqa, classification)
     if leaks and respect_official_splits:
         logger.warning(

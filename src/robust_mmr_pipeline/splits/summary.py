@@ -11,6 +11,10 @@ images, pairs, vqa, classification
 leaked_images
     images of the group whose records carried more than one official split and lost the
     records of the other split(s) (counted at the split the image went to)
+overlap_images
+    images of the group that also sit in another split of the same protocol: 0 in every
+    image-disjoint protocol; in ``as_released``, the source's own overlap kept as published
+    (e.g. the test images that also carry training questions)
 vqa_excluded, classification_excluded
     records excluded for that reason (counted at the official split they carried)
 """
@@ -34,6 +38,7 @@ COUNTS = [
     "vqa",
     "classification",
     "leaked_images",
+    "overlap_images",
     "vqa_excluded",
     "classification_excluded",
 ]
@@ -101,6 +106,8 @@ def split_counts(
     leaked = pd.concat(leaked_ids, ignore_index=True).drop_duplicates()
     leaked = leaked.rename(columns={"image_split": "split"})
     parts.append(_count(with_source(leaked), "leaked_images", distinct="image_id"))
+    splits_per_image = split_images.groupby(["protocol", "image_id"])["split"].transform("nunique")
+    parts.append(_count(with_source(split_images[splits_per_image > 1]), "overlap_images"))
 
     long = pd.concat(
         [part.astype({column: object for column in GROUP}) for part in parts], ignore_index=True

@@ -55,7 +55,7 @@ CHECKS: dict[str, str] = {
     "phi_opted_out": "no identifier in the text columns of the sources listed in "
     "validation.phi.allowed_sources (reported for the record: those sources are opted out of "
     "the phi check)",
-    "rejects": "ingestion dropped no records (on_bad_record: drop moves them to rejects)",
+    "rejects": "ingestion dropped no records (on_bad_record: drop / tolerate move them to rejects)",
 }
 
 DEFAULT_FATAL: tuple[str, ...] = (

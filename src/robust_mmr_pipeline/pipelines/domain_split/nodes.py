@@ -70,6 +70,7 @@ def split_by_domain(
         leave_one_out_all=params.leave_one_out_all,
         respect_official_splits=params.respect_official_splits,
         carve_val_from_train=params.carve_val_from_train,
+        as_released=params.as_released,
     )
     return manifests.images, manifests.pairs, manifests.vqa, manifests.classification
 

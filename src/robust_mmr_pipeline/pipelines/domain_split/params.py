@@ -20,6 +20,9 @@ class DomainSplitParams:
     those the sources write: SynthRad's site names, VQA-RAD's lower-cased organ (head, chest,
     abd), SLAKE's lower-cased modality (ct, mri, x-ray).
 
+    ``as_released`` adds the protocol of that name (splits/protocols.py): the sources' official
+    splits as published, not image-disjoint, for comparison with published numbers only.
+
     ``image_perturbations`` / ``text_perturbations``: names from the registry of
     ``robust_mmr_pipeline.perturb`` or ``"all"``; ``severities`` within 1..5.
     """
@@ -32,6 +35,9 @@ class DomainSplitParams:
     # A source with official train/test but no val split gets val from its official train
     # images (by hash), so models are selected on val, never on test.
     carve_val_from_train: bool = True
+    # Also emit the `as_released` protocol: the official split exactly as published (images may
+    # sit in train and test; counted in the summary), for numbers next to published ones.
+    as_released: bool = False
     image_perturbations: list[str] | Literal["all"] = "all"
     text_perturbations: list[str] | Literal["all"] = "all"
     severities: list[int] = field(default_factory=lambda: list(SEVERITIES))

@@ -10,6 +10,7 @@ import pandas as pd
 from robust_mmr_pipeline import reporting
 from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.evaluation.params import EvaluationParams
+from robust_mmr_pipeline.reporting import references as published_references
 
 FIGURE_FILES = {
     "Main metric against corruption severity (ours; dashed: the strongest reference, clean)": (
@@ -92,9 +93,12 @@ def report_robustness(
     finetune_manifest: dict[str, Any],
     finetune_reference_manifest: dict[str, Any],
     parameters: dict[str, Any],
+    references: dict[str, Any] | None = None,
+    ingestion: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, Any, str, str]:
     """Summary metrics with verdicts, severity table, plots and the Markdown / HTML robustness
-    report; all logged to the active MLflow run when there is one."""
+    report (with the published references of the ingested datasets, labelled as a different
+    scale); all logged to the active MLflow run when there is one."""
     params = parse(EvaluationParams, parameters, "evaluation")
     severity = reporting.severity_table(evaluation_results)
     mce = _mce(severity, params.baseline_metrics)
@@ -122,8 +126,16 @@ def report_robustness(
         "severities": ", ".join(str(s) for s in params.severities),
         "baseline run for mCE": params.baseline_metrics or "none",
     }
-    markdown = reporting.render_report(evaluation_results, summary, context, figures, fmt="md")
-    page = reporting.render_report(evaluation_results, summary, context, figures, fmt="html")
+    reference_rows = published_references.reference_rows(references, ingestion)
+    if not reference_rows.empty:
+        summary["published_references"] = reference_rows.to_dict("records")
+    extra = published_references.references_section(reference_rows)
+    markdown, page = (
+        reporting.render_report(
+            evaluation_results, summary, context, figures, fmt=fmt, extra_sections=extra
+        )
+        for fmt in ("md", "html")
+    )
     if params.log_to_mlflow:
         _log_to_mlflow(summary, figures, markdown, page)
     return summary, severity, *plots, markdown, page

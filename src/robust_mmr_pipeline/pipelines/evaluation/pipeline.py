@@ -31,6 +31,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "finetune_manifest",
                     "finetune_reference_manifest",
                     "params:evaluation",
+                    "params:references",
+                    "params:ingestion",
                 ],
                 outputs=[
                     "evaluation_metrics",

@@ -17,7 +17,9 @@ def ingest_sources(
     """Read every configured source into the unified tables (+ rejects and image roots);
     images above ``max_image_pixels`` (validation.images.max_pixels) are bad records."""
     params = parse(IngestionParams, parameters, "ingestion")
-    tables, roots = ingest_all(params.sources, params.on_bad_record, int(max_image_pixels))
+    tables, roots = ingest_all(
+        params.sources, params.on_bad_record, params.bad_fraction_of, int(max_image_pixels)
+    )
     return (tables.images, tables.pairs, tables.vqa, tables.classification, tables.rejects, roots)
 
 
@@ -28,7 +30,7 @@ def summarise_ingestion(
     classification: pd.DataFrame,
     rejects: pd.DataFrame,
 ) -> dict[str, Any]:
-    """Counts per table, source and domain; the number of rejected records."""
+    """Counts per table, source and domain; the rejected records per source and reason."""
     return {
         "rows": {
             "images": len(images),
@@ -40,5 +42,6 @@ def summarise_ingestion(
         "images_per_source": images.groupby("source").size().to_dict(),
         "images_per_domain": images.groupby("domain").size().to_dict(),
         "vqa_per_split": vqa.groupby("split").size().to_dict(),
+        "rejects_per_source": rejects.groupby("source").size().to_dict(),
         "rejects_per_reason": rejects.groupby("reason").size().to_dict(),
     }
