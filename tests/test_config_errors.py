@@ -176,7 +176,8 @@ def test_a_bad_record_raised_in_a_node_prints_without_traceback(
     )
     _assert_clean_failure(
         result,
-        "Error: IngestionError: site: bad record '2 (row 2, line 3)'",
+        "Error: IngestionError: site: 1 bad record(s)",
+        "record '2 (row 2, line 3)' in ",
         "'NaN', a missing value",
         "Fix:",
     )

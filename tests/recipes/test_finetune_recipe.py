@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from robust_mmr_pipeline.recipes import evaluate as evaluate_recipe
 from robust_mmr_pipeline.recipes import finetune as recipe
 from robust_mmr_pipeline.recipes import pretrain as pretrain_recipe
 from robust_mmr_pipeline.sources.synthrad import SynthRadConfig, write_synthrad
@@ -57,12 +58,12 @@ def test_vqa_selects_the_best_validation_step_and_evaluates_with_cis(
     assert Path(summary.checkpoint).name == f"step-{summary.best_step:08d}"
     assert summary.as_dict()["from_scratch"] is True and summary.num_classes > 1
 
-    clean = recipe.evaluate_task(
+    clean = evaluate_recipe.evaluate_task(
         "vqa", summary.checkpoint, val, synthrad["cache"], None, None, 16, 200, 0
     )
     # the selected checkpoint reproduces its validation accuracy
     assert clean["overall"] == pytest.approx(summary.val_metrics["overall"])
-    noisy = recipe.evaluate_task(
+    noisy = evaluate_recipe.evaluate_task(
         "vqa", summary.checkpoint, val, synthrad["cache"], synthrad["tokenizer"],
         {"modality": "image", "perturbation": "gaussian_noise", "severity": 5, "seed": 3},
         16, 200, 0,
@@ -106,7 +107,7 @@ def test_retrieval_finetunes_and_ranks(synthrad: dict, tmp_path: Path) -> None:
         log_to_mlflow=False,
     )  # fmt: skip
     assert summary.selection_metric == "rsum" and summary.num_classes == 0
-    metrics = recipe.evaluate_task(
+    metrics = evaluate_recipe.evaluate_task(
         "retrieval", summary.checkpoint, val, synthrad["cache"], None,
         {"modality": "text", "perturbation": "typos", "severity": 3, "seed": 0}, 16, 100, 0,
         retrieval_k=4,

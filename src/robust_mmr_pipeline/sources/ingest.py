@@ -80,10 +80,14 @@ def check_bad_fraction(
     if on_bad_record == "tolerate" and fraction > max_fraction:
         reasons = tables.rejects["reason"].value_counts().head(3)
         listed = "; ".join(f"{count} x {reason}" for reason, count in reasons.items())
+        first = "; ".join(
+            f"record {row.record!r} in {row.file}"
+            for row in tables.rejects.head(3).itertuples(index=False)
+        )
         raise IngestionError(
             f"{source}: {rejected} bad record(s), {fraction:.2%} of the {total} read, exceed "
             f"the tolerated max_bad_fraction = {max_fraction:.2%} (on_bad_record: tolerate). "
-            f"Commonest reasons: {listed}. Fix: "
+            f"Commonest reasons: {listed}. First bad: {first}. Fix: "
             "check that the source's root and options point at the release as published and "
             "repair the files; or raise max_bad_fraction for this source "
             "(ingestion.sources[].max_bad_fraction), or set on_bad_record: drop to keep going "
