@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import gc
 import json
 import math
@@ -159,7 +160,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         matmul_seconds = 0.3
         batch = args.batch_size or 8
     else:
-        steps, warmup, studies, rounds = (30, 5, 320, 1) if cuda else (8, 2, 320, 3)
+        steps, warmup, studies, rounds = (20, 5, 320, 3) if cuda else (8, 2, 320, 3)
         budget = 480.0 if cuda else 180.0
         matmul_n, repeats, profile_steps = (8192 if cuda else 2048), (10 if cuda else 8), 3
         matmul_seconds = 2.0
@@ -169,7 +170,8 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         threads=int(args.threads or os.cpu_count() or 1),
         steps=args.steps or steps,
         warmup=warmup if args.warmup is None else args.warmup,
-        rounds=args.rounds or rounds,
+        # >= 3 interleaved rounds outside --quick: one round cannot tell load from speed
+        rounds=(args.rounds or rounds) if quick else max(3, args.rounds or rounds),
         budget_s=budget if args.budget_s is None else float(args.budget_s),
         batch_size=batch,
         studies=args.studies or studies,
@@ -782,42 +784,40 @@ def run(settings: Settings, params: Mapping[str, Any], params_file: Path) -> dic
         shapes = model_shape_gemms(default_config, batch, settings)
         rounds: dict[str, list[dict[str, Any]]] = {spec.name: [] for spec in specs}
         rounds_started = time.perf_counter()
-        rounds_note = "all planned rounds ran"
+        rounds_note = "all planned rounds ran at full length"
+        round_settings = settings
         for index in range(settings.rounds):
             if index > 0 and settings.budget_s > 0:
-                per_round = (time.perf_counter() - rounds_started) / index
-                # Leave room for one more round and the profile (about half a round).
-                if time.perf_counter() - started + 1.5 * per_round > settings.budget_s:
+                # A noisy machine needs several interleaved rounds more than long ones: when
+                # the budget runs short, the remaining rounds get fewer timed steps (never
+                # fewer than 2), they are not dropped.
+                spent = time.perf_counter() - rounds_started
+                per_step = spent / (index * len(specs) * (settings.warmup + settings.steps))
+                left = settings.budget_s - (time.perf_counter() - started)
+                remaining = (settings.rounds - index) * len(specs)
+                affordable = int(left / (1.5 * per_step * remaining)) - settings.warmup
+                steps = max(2, min(settings.steps, affordable))
+                if steps < round_settings.steps:
+                    round_settings = dataclasses.replace(settings, steps=steps)
                     rounds_note = (
-                        f"stopped after {index} round(s): one more ({per_round:.0f} s each "
-                        f"here) would pass the {settings.budget_s:.0f} s budget (--budget-s)"
+                        f"rounds {index + 1}..{settings.rounds} shortened to {steps} timed "
+                        f"steps to fit the {settings.budget_s:.0f} s budget (--budget-s)"
                     )
                     print(f"-- {rounds_note}", flush=True)
-                    break
             # Alternate the order so slow drifts of the machine's load hit every config alike.
             for spec in specs if index % 2 == 0 else specs[::-1]:
-                elapsed = time.perf_counter() - started
-                if index > 0 and settings.budget_s > 0 and elapsed > settings.budget_s:
-                    rounds_note = (
-                        f"stopped in round {index + 1}: the {settings.budget_s:.0f} s budget "
-                        f"(--budget-s) was spent after {elapsed:.0f} s"
-                    )
-                    break
                 print(
                     f"-- round {index + 1}/{settings.rounds} {spec.name}: {spec.preset} "
-                    f"(m3ae_style={spec.m3ae_style})",
+                    f"(m3ae_style={spec.m3ae_style}, {round_settings.steps} timed steps)",
                     flush=True,
                 )
-                record = measure_round(spec, params, settings, data, workdir, index)
+                record = measure_round(spec, params, round_settings, data, workdir, index)
                 rounds[spec.name].append(record)
                 print(
                     f"   {record['samples_per_s']:.2f} samples/s, {record['wall_s']:.1f} s "
                     f"(load {record['load_1m_before']})",
                     flush=True,
                 )
-            if rounds_note.startswith("stopped in round"):
-                print(f"-- {rounds_note}", flush=True)
-                break
         runs = {
             name: summarize_rounds(records, settings.warmup) for name, records in rounds.items()
         }

@@ -175,6 +175,7 @@ def finetune_task(
     trainer: Mapping[str, Any],
     output_dir: str,
     log_to_mlflow: bool = True,
+    log_prefix: str | None = None,
 ) -> FinetuneSummary:
     """Fine-tune ``task`` on ``train_rows``, select the best step on ``val_rows``.
 
@@ -274,7 +275,9 @@ def finetune_task(
 
     memory = MemoryLogger()
     mlflow_logger = (
-        _PrefixedLogger(MLflowLogger(log_checkpoints="none"), task) if log_to_mlflow else None
+        _PrefixedLogger(MLflowLogger(log_checkpoints="none"), log_prefix or task)
+        if log_to_mlflow
+        else None
     )
     loggers = CompositeLogger(memory, mlflow_logger)
     collate = TaskCollator(tokenizer, max_length, padding="longest")
@@ -358,6 +361,7 @@ def finetune_all(
     from_scratch: bool,
     output_dir: str,
     on_task_done: Any = None,
+    log_prefix: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fine-tune every task of ``params.tasks`` (a :class:`FinetuneParams`) on
     ``params.protocol``'s train split, selecting on its val split.
@@ -366,7 +370,8 @@ def finetune_all(
     no-pretraining reference) instead of its checkpoint. Checkpoints go to
     ``<output_dir>/<task>``. Returns the manifest (per task: best checkpoint, step, validation
     history, the rows it saw) and the flat validation metrics for ``dvc metrics show``;
-    ``on_task_done(task, summary)`` is called after each task (e.g. MLflow logging).
+    ``on_task_done(task, summary)`` is called after each task (e.g. MLflow logging);
+    ``log_prefix`` keeps a second run's MLflow params and curves apart (``<prefix>/<task>/...``).
     """
     if not from_scratch and not backbone_manifest.get("checkpoint"):
         raise ValueError(
@@ -409,6 +414,7 @@ def finetune_all(
             params.trainer_for(task),
             f"{output_dir}/{task}",
             log_to_mlflow=params.log_to_mlflow,
+            log_prefix=f"{log_prefix}/{task}" if log_prefix else task,
         )
         entry = summary.as_dict()
         entry["retrieval_k"] = split_task_options(params.task_options.get(task))[1]["retrieval_k"]

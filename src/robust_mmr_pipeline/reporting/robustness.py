@@ -4,7 +4,8 @@ Results table (:data:`RESULT_COLUMNS`), one row per task x scorer x condition x 
 
 * ``model``: ``ours`` (fine-tuned from the pre-trained backbone), ``from_scratch`` (the same
   architecture and recipe without pre-training), ``frozen_backbone`` (the pre-trained
-  backbone without fine-tuning: linear probe / zero-shot retrieval) or a trivial baseline
+  backbone without fine-tuning: linear probe / zero-shot retrieval; clean sets only) or a
+  trivial baseline
   (:data:`robust_mmr_pipeline.baselines.BASELINES`), all scored on the same rows;
 * ``condition``: ``in_domain`` / ``cross_domain`` (clean test splits of those protocols),
   ``perturbed`` (the in-domain test split under one perturbation at one severity) or

@@ -84,5 +84,6 @@ def finetune_reference(
         from_scratch=True,
         output_dir=f"{params.output_dir}/from_scratch",
         on_task_done=_log_best_step("finetune_from_scratch"),
+        log_prefix="from_scratch",
     )
     return manifest
