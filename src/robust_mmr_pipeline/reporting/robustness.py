@@ -108,7 +108,8 @@ def _value(results: pd.DataFrame, **where: Any) -> dict[str, float] | None:
 def scorers(results: pd.DataFrame, task: str) -> list[str]:
     """``ours`` first, then ``from_scratch``, then the baselines in their registry order."""
     present = set(_select(results, task=task)["model"]) if "model" in results.columns else {OURS}
-    order = [OURS, "from_scratch", "frozen_backbone", *BASELINE_LABELS]
+    # BASELINE_LABELS also labels from_scratch / frozen_backbone: dict.fromkeys keeps one each
+    order = list(dict.fromkeys([OURS, "from_scratch", "frozen_backbone", *BASELINE_LABELS]))
     return [name for name in order if name in present] + sorted(present - set(order))
 
 
