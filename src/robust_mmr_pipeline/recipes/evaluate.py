@@ -218,17 +218,20 @@ class TaskEvaluator:
                     n_boot=self.n_boot,
                     seed=self.seed,
                 )
-            return metrics, EvaluationItems(
-                i2t_ranks=result.i2t_ranks.numpy().astype(np.float64),
-                t2i_ranks=result.t2i_ranks.numpy().astype(np.float64),
-            )
+            return metrics, _rank_items(result)
         logits = classifier_logits(
             self.model, inputs, self.tokenizer, self.max_length, self.batch_size
         )
+        return self.score_classes(rows, logits.argmax(-1).numpy())
+
+    def score_classes(
+        self, rows: pd.DataFrame, predictions: np.ndarray
+    ) -> tuple[dict[str, float], EvaluationItems]:
+        """Score class predictions of any scorer against this task's labels of ``rows``."""
         labels, answer_types = self.labels(rows)
         return score_predictions(
             self.task,
-            logits.argmax(-1).numpy(),
+            np.asarray(predictions, dtype=np.int64),
             labels,
             rows,
             answer_types=answer_types,
@@ -236,6 +239,14 @@ class TaskEvaluator:
             n_boot=self.n_boot,
             seed=self.seed,
         )
+
+
+def _rank_items(result: Any) -> EvaluationItems:
+    """Per-query ranks of a retrieval result, for the paired bootstraps."""
+    return EvaluationItems(
+        i2t_ranks=result.i2t_ranks.numpy().astype(np.float64),
+        t2i_ranks=result.t2i_ranks.numpy().astype(np.float64),
+    )
 
 
 def evaluate_task(
@@ -433,24 +444,10 @@ class _BaselineScorer:
         if self.task == "retrieval":
             for name, result in self.fitted.rank(inputs).items():
                 metrics = retrieval_metrics(result, n_boot=ref.n_boot, seed=ref.seed)
-                items = EvaluationItems(
-                    i2t_ranks=result.i2t_ranks.numpy().astype(np.float64),
-                    t2i_ranks=result.t2i_ranks.numpy().astype(np.float64),
-                )
-                out[name] = (metrics, items)
+                out[name] = (metrics, _rank_items(result))
             return out
-        labels, answer_types = ref.labels(rows)
         for name, predictions in self.fitted.predict(inputs).items():
-            out[name] = score_predictions(
-                self.task,
-                predictions,
-                labels,
-                rows,
-                answer_types=answer_types,
-                num_classes=ref.model.num_classes,
-                n_boot=ref.n_boot,
-                seed=ref.seed,
-            )
+            out[name] = ref.score_classes(rows, predictions)
         return out
 
 
@@ -503,21 +500,8 @@ class _LinearProbeScorer:
         return fused.float().numpy()
 
     def score(self, rows: pd.DataFrame, inputs: Any) -> dict[str, tuple[dict, EvaluationItems]]:
-        ref = self.reference
-        labels, answer_types = ref.labels(rows)
-        predictions = self.probe.predict(self._features(inputs)).astype(np.int64)
-        return {
-            FROZEN: score_predictions(
-                self.task,
-                predictions,
-                labels,
-                rows,
-                answer_types=answer_types,
-                num_classes=ref.model.num_classes,
-                n_boot=ref.n_boot,
-                seed=ref.seed,
-            )
-        }
+        predictions = self.probe.predict(self._features(inputs))
+        return {FROZEN: self.reference.score_classes(rows, predictions)}
 
 
 def frozen_backbone_scorer(
