@@ -618,6 +618,39 @@ def _mce_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     return body
 
 
+def perturbation_families_section(
+    training: Mapping[str, Sequence[str]] | None, evaluated: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Training perturbation families (the pre-trained backbone's degraded views) beside the
+    evaluated ones, per modality, so overlap (leakage) or mismatch is visible; [] when the
+    backbone trained on no degraded view."""
+    if not training:
+        return []
+    perturbed = evaluated[evaluated["condition"] == "perturbed"]
+    tested = perturbed.groupby("modality")["perturbation"].unique()
+    rows = []
+    for modality in ("image", "text"):
+        trained = sorted(training.get(modality, ()))
+        test = sorted(tested.get(modality, ()))
+        shared = sorted(set(trained) & set(test))
+        rows.append([modality, ", ".join(trained) or "–", ", ".join(test) or "–",
+                     ", ".join(shared) or "none"])  # fmt: skip
+    note = (
+        "What the pre-trained backbone's degraded views were drawn from, beside what the test "
+        "sets perturb. A family in both columns is leakage: a gain on it is partly a copy of "
+        "the test."
+    )
+    return [
+        {
+            "title": "Perturbation families: pre-training vs evaluation",
+            "note": note,
+            "header": ["modality", "pre-training (degraded views)", "evaluation", "in both"],
+            "rows": rows,
+            "open": True,
+        }
+    ]
+
+
 def report_sections(
     results: pd.DataFrame,
     summary: Mapping[str, Any],

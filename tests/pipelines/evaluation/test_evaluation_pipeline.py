@@ -90,6 +90,8 @@ def test_finetune_then_evaluation_writes_report_metrics_and_plots(
     assert "cross-domain test (held-out domain)" in html
     markdown = (reporting / "robustness_report.md").read_text()
     assert "robustness_severity.png" in markdown and "| vqa |" in markdown
+    # the backbone's training perturbation families beside the evaluated ones
+    assert "Perturbation families: pre-training vs evaluation" in markdown
     # each scorer once per task table (from_scratch / frozen also carry baseline labels)
     for label in ("| same architecture, no pre-training |", "| majority answer / label |"):
         for section in markdown.split("\n## ")[1:4]:  # the per-task headline tables

@@ -88,6 +88,25 @@ def _histories(manifest: dict[str, Any], reference: dict[str, Any]) -> dict[str,
     return out
 
 
+def _training_families(manifest: dict[str, Any]) -> dict[str, list[str]] | None:
+    """The degraded-view perturbation families the backbone was pre-trained with (None when
+    it was not pre-trained or its preset uses no degraded view)."""
+    from robust_mmr_pipeline.engine.checkpoint import read_model_meta, resolve_checkpoint
+
+    checkpoint = manifest.get("backbone_checkpoint")
+    if manifest.get("from_scratch") or not checkpoint or not Path(checkpoint).exists():
+        return None
+    config = read_model_meta(resolve_checkpoint(checkpoint)).get("config", {})
+    robust, objectives = config.get("robust", {}), config.get("objectives", {})
+    degraded = robust.get("perturbation_aware_masking") or objectives.get("domain_consistency")
+    if not degraded:
+        return None
+    return {
+        "image": list(robust.get("image_perturbations", [])),
+        "text": list(robust.get("text_perturbations", [])),
+    }
+
+
 def report_robustness(
     evaluation_results: pd.DataFrame,
     finetune_manifest: dict[str, Any],
@@ -130,6 +149,9 @@ def report_robustness(
     if not reference_rows.empty:
         summary["published_references"] = reference_rows.to_dict("records")
     extra = published_references.references_section(reference_rows)
+    extra += reporting.perturbation_families_section(
+        _training_families(finetune_manifest), evaluation_results
+    )
     markdown, page = (
         reporting.render_report(
             evaluation_results, summary, context, figures, fmt=fmt, extra_sections=extra
