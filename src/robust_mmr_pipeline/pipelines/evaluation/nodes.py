@@ -91,19 +91,18 @@ def _histories(manifest: dict[str, Any], reference: dict[str, Any]) -> dict[str,
 def _training_families(manifest: dict[str, Any]) -> dict[str, list[str]] | None:
     """The degraded-view perturbation families the backbone was pre-trained with (None when
     it was not pre-trained or its preset uses no degraded view)."""
-    from robust_mmr_pipeline.engine.checkpoint import read_model_meta, resolve_checkpoint
+    from robust_mmr_pipeline.recipes.finetune import backbone_config
 
     checkpoint = manifest.get("backbone_checkpoint")
     if manifest.get("from_scratch") or not checkpoint or not Path(checkpoint).exists():
         return None
-    config = read_model_meta(resolve_checkpoint(checkpoint)).get("config", {})
-    robust, objectives = config.get("robust", {}), config.get("objectives", {})
-    degraded = robust.get("perturbation_aware_masking") or objectives.get("domain_consistency")
-    if not degraded:
+    config = backbone_config(checkpoint)
+    if not config.needs_perturbed_views:
         return None
+    image_p, text_p, both_p = config.robust.view_probs
     return {
-        "image": list(robust.get("image_perturbations", [])),
-        "text": list(robust.get("text_perturbations", [])),
+        "image": list(config.robust.image_perturbations) if image_p + both_p > 0 else [],
+        "text": list(config.robust.text_perturbations) if text_p + both_p > 0 else [],
     }
 
 
