@@ -150,12 +150,14 @@ def configured_sources(ingestion: Mapping[str, Any] | None) -> list[ConfiguredSo
         except (IngestionError, ValueError) as exc:
             logger.debug("requirements: %s not declared (%s)", spec.source_name, exc)
             continue
+        # a pre-training corpus feeds pre-training only, whatever its reader could give
+        tables = declared.tables & {"pairs"} if spec.role == "corpus" else declared.tables
         found.append(
             ConfiguredSource(
                 name=spec.source_name,
                 kind=spec.kind,
                 root=spec.root,
-                tables=declared.tables,
+                tables=tables,
                 text_kinds=declared.text_kinds,
                 images=declared.images,
                 domains=declared.domains,
@@ -214,7 +216,7 @@ def protocol_problem(
 ) -> str:
     """Why the domain split cannot emit ``protocol`` from these sources ("" if it can or
     only the data tells)."""
-    if protocol == "in_domain":
+    if protocol in ("in_domain", "pretrain"):
         return ""
     if protocol == "as_released":
         return "" if domain_split.get("as_released") else "domain_split.as_released is false"
@@ -230,7 +232,10 @@ def protocol_problem(
     if protocol == "cross_domain":
         holds, why = _held_out(domain_split, sources)
         return why if holds is False else ""
-    return f"{protocol!r} is not a protocol (in_domain, cross_domain, lodo:<domain>, as_released)"
+    return (
+        f"{protocol!r} is not a protocol (pretrain, in_domain, cross_domain, lodo:<domain>, "
+        "as_released)"
+    )
 
 
 def _protocol_fix(protocol: str, section: str) -> str:

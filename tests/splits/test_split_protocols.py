@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 
@@ -17,7 +19,7 @@ from robust_mmr_pipeline.splits import (
     split_counts,
 )
 from robust_mmr_pipeline.splits.assign import SplitFractions, hash_splits, unit_hashes
-from robust_mmr_pipeline.splits.protocols import assert_image_disjoint
+from robust_mmr_pipeline.splits.protocols import PRETRAIN, assert_image_disjoint
 
 RECORD_KEYS = {"pairs": "pair_id", "vqa": "qid", "classification": "sample_id"}
 COUNT_LEAKS = ["leaked_images", "vqa_excluded", "classification_excluded"]
@@ -45,7 +47,7 @@ def _in_domain_reference(tables: dict[str, pd.DataFrame], split_kwargs, **overri
     reference = build_splits(
         **tables, **split_kwargs(held_out_domains=[], leave_one_out_all=False, **overrides)
     )
-    assert reference.protocols == [IN_DOMAIN]
+    assert reference.protocols == [IN_DOMAIN, PRETRAIN]
     splits = _split_of(reference, IN_DOMAIN)
     assert sorted(splits.index) == sorted(tables["images"]["image_id"])
     return splits
@@ -59,6 +61,7 @@ def _expected_splits(
     in_domain: the reference split of every image outside ``held_out``. cross_domain (and
     lodo:<d>, holding out domain d): the held-out images -> test, plus the reference train/val
     images of the other domains with their split; reference test images are left out.
+    pretrain: the reference train/val images outside ``held_out`` (no corpus source here).
     """
     train_val = reference[reference.isin(["train", "val"])]
 
@@ -66,7 +69,10 @@ def _expected_splits(
         kept = train_val[~train_val.index.isin(held)].to_dict()
         return {**kept, **dict.fromkeys(held, "test")}
 
-    expected = {IN_DOMAIN: reference[~reference.index.isin(held_out)].to_dict()}
+    expected = {
+        IN_DOMAIN: reference[~reference.index.isin(held_out)].to_dict(),
+        PRETRAIN: train_val[~train_val.index.isin(held_out)].to_dict(),
+    }
     if held_out:
         expected[CROSS_DOMAIN] = leave_out(held_out)
     if lodo:
@@ -82,9 +88,9 @@ def _ids_in(images: pd.DataFrame, domains: set[str]) -> set[str]:
 
 def test_protocols_emitted(cohort, split_kwargs) -> None:
     manifests = build_splits(**cohort, **split_kwargs())
-    assert manifests.protocols == [CROSS_DOMAIN, IN_DOMAIN, "lodo:a", "lodo:b", "lodo:c"]
+    assert manifests.protocols == [CROSS_DOMAIN, IN_DOMAIN, "lodo:a", "lodo:b", "lodo:c", PRETRAIN]
     only_in = build_splits(**cohort, **split_kwargs(held_out_domains=[], leave_one_out_all=False))
-    assert only_in.protocols == [IN_DOMAIN]
+    assert only_in.protocols == [IN_DOMAIN, PRETRAIN]
 
 
 def test_no_image_in_two_splits_of_any_protocol(cohort, split_kwargs) -> None:
@@ -125,6 +131,9 @@ def test_protocol_image_sets_follow_the_definitions(cohort, split_kwargs) -> Non
     for name, key in RECORD_KEYS.items():
         table = cohort[name]
         for protocol, splits in expected.items():
+            if protocol == PRETRAIN and name != "pairs":
+                assert _records_of(manifests, name, protocol) == {}  # no labels in pretrain
+                continue
             held_records = table[table["image_id"].isin(splits)]
             wanted = dict(zip(held_records[key], held_records["image_id"].map(splits), strict=True))
             assert _records_of(manifests, name, protocol) == wanted, (name, protocol)
@@ -175,7 +184,7 @@ def test_lodo_of_the_held_out_domain_equals_cross_domain(cohort, split_kwargs) -
         cross = frame[frame["protocol"] == CROSS_DOMAIN].drop(columns="protocol")
         assert lodo_c.reset_index(drop=True).equals(cross.reset_index(drop=True)), name
     nothing_held = build_splits(**cohort, **split_kwargs(held_out_domains=[]))
-    assert nothing_held.protocols == [IN_DOMAIN, "lodo:a", "lodo:b", "lodo:c"]
+    assert nothing_held.protocols == [IN_DOMAIN, "lodo:a", "lodo:b", "lodo:c", PRETRAIN]
     for name in ("images", *RECORD_KEYS):
         with_held, without = (
             getattr(m, name).pipe(lambda f: f[f["protocol"].str.startswith("lodo:")])
@@ -359,6 +368,7 @@ def test_official_leak_resolved_and_counted(build, split_kwargs) -> None:
         "lodo:a": dict.fromkeys(["l0", "l1", "l2", "l6"], "test") | {"l4": "val", "l5": "train"},
         "lodo:b": {"l1": "train", "l2": "val", "l6": "val"}
         | dict.fromkeys(["l3", "l4", "l5"], "test"),
+        PRETRAIN: {"l1": "train", "l2": "val", "l6": "val"},
     }
     # in_domain: the records of the other official split are excluded (q0, q10, c0).
     assert _records_of(manifests, "vqa", IN_DOMAIN) == {
@@ -438,7 +448,7 @@ def test_answer_vocabulary_from_train_rows_only(build, split_kwargs) -> None:
         **tables, **split_kwargs(held_out_domains=[], carve_val_from_train=False)
     )
     vocabulary = answer_vocabulary(manifests.vqa, manifests.protocols)
-    assert vocabulary == {IN_DOMAIN: ["no", "yes", "left"]}
+    assert vocabulary == {IN_DOMAIN: ["no", "yes", "left"], PRETRAIN: []}
     assert answer_vocabulary(manifests.vqa.iloc[0:0], ["p"]) == {"p": []}
 
 
@@ -463,3 +473,47 @@ def test_validation_gate_refuses(summary) -> None:
 
 def test_validation_gate_passes_on_success() -> None:
     check_validation_summary({"success": True, "results": {}})
+
+
+def _with_corpus(cohort: dict[str, pd.DataFrame], build: Any) -> dict[str, pd.DataFrame]:
+    """The cohort plus an unlabeled corpus source of 30 images (domains a/b/c, pairs only)."""
+    ids = [f"corpus:{i:03d}" for i in range(30)]
+    images = build.images(ids, ["a", "b", "c"] * 10, source="corpus")
+    return {
+        **cohort,
+        "images": pd.concat([cohort["images"], images], ignore_index=True),
+        "pairs": pd.concat([cohort["pairs"], build.pairs(ids)], ignore_index=True),
+    }
+
+
+def test_pretrain_protocol_holds_training_images_and_the_corpus_only(
+    cohort, split_kwargs, build
+) -> None:
+    tables = _with_corpus(cohort, build)
+    manifests = build_splits(**tables, **split_kwargs(corpus_sources=["corpus"]))
+    splits = _splits_by_protocol(manifests)
+    pretrain, in_domain = splits[PRETRAIN], splits[IN_DOMAIN]
+    corpus = {i for i in tables["images"]["image_id"] if i.startswith("corpus:")}
+    held_out = set(tables["images"].loc[tables["images"]["domain"] == "c", "image_id"])
+    # the corpus (minus the held-out domain) is pre-training's train split ...
+    assert {i for i, s in pretrain.items() if i in corpus} == corpus - held_out
+    assert all(pretrain[i] == "train" for i in corpus - held_out)
+    # ... the labeled images keep their in-domain train / val split; test never enters
+    labeled = {i: s for i, s in pretrain.items() if i not in corpus}
+    assert labeled == {i: s for i, s in in_domain.items() if s in ("train", "val")}
+    assert not set(pretrain) & held_out
+    # no task protocol holds a corpus image, and the pretrain protocol holds no task record
+    for protocol, images in splits.items():
+        if protocol != PRETRAIN:
+            assert not set(images) & corpus, protocol
+    assert PRETRAIN not in set(manifests.vqa["protocol"]) | set(
+        manifests.classification["protocol"]
+    )
+    assert set(manifests.pairs.loc[manifests.pairs["protocol"] == PRETRAIN, "image_id"]) == set(
+        pretrain
+    )
+
+
+def test_a_corpus_source_with_labels_is_refused(cohort, split_kwargs) -> None:
+    with pytest.raises(SplitError, match="pre-training corpus"):
+        build_splits(**cohort, **split_kwargs(corpus_sources=["src"]))

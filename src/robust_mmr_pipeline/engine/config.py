@@ -20,10 +20,10 @@ from typing import Any, Literal
 LOGGER = logging.getLogger(__name__)
 
 Schedule = Literal["cosine", "linear", "constant"]
-MixedPrecision = Literal["no", "bf16", "fp16"]
+MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
 
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
-MIXED_PRECISIONS: tuple[str, ...] = ("no", "bf16", "fp16")
+MIXED_PRECISIONS: tuple[str, ...] = ("no", "bf16", "fp16", "auto")
 
 
 class TrainerConfigError(ValueError):
@@ -40,13 +40,17 @@ class TrainerConfig:
     Optimisation: AdamW with ``lr``, ``betas``, ``eps``, ``weight_decay`` (never applied to biases,
     norm weights or embeddings). Parameters get ``lr`` or ``lr * head_lr_mult``: through the
     model's ``param_groups(weight_decay, head_lr_mult)`` when it has one, else by name (names
-    starting with one of ``backbone_prefixes`` get ``lr``, all others ``lr * head_lr_mult``; with
+    starting with one of ``backbone_prefixes`` get ``lr``, all others ``lr * head_lr_mult``;
+    ``layer_decay`` < 1 is passed to a model's ``param_groups`` for layer-wise lr decay; with
     no prefixes every parameter gets ``lr``). Learning rate: linear warmup over
     ``round(warmup_fraction * max_steps)`` steps, then ``schedule`` decay towards
     ``min_lr_ratio * lr``. ``max_grad_norm`` <= 0 disables clipping.
 
     Hardware: ``mixed_precision`` bf16/fp16 is honoured on CUDA only; on CPU it is forced to
-    "no" with a log line (CPU bf16 autocast is ~100x slower here). ``cpu`` forces CPU even when
+    "no" with a log line (on CPUs without native bf16, bf16 autocast is ~100x slower). ``auto``
+    uses bf16 on a GPU that supports it and, on a CPU, where a measured training step of the
+    model is faster under bf16 autocast (engine/precision.py; measured once per machine and
+    model shape). ``cpu`` forces CPU even when
     a GPU is visible. ``compile`` wraps the model with ``torch.compile(backend=compile_backend)``.
 
     Checkpoints go to ``<output_dir>/checkpoints/step-XXXXXXXX`` every ``checkpoint_every`` steps
@@ -61,8 +65,10 @@ class TrainerConfig:
     (fine-tuning) from pre-trained weights, load them with ``load_model`` instead.
 
     Logging: metrics every ``log_every`` steps to the logger, ``eval_fn`` every ``eval_every``
-    steps (0: only at the end); ``progress_bar`` shows a tqdm bar when stderr is a TTY.
-    ``history_tail`` is how many per-step loss records ``trainer_state.json`` keeps.
+    steps (0: only at the end) and, with ``eval_at_start``, once before the first step (a
+    fresh run: the starting weights, e.g. a linear-probed head, compete in model selection);
+    ``progress_bar`` shows a tqdm bar when stderr is a TTY. ``history_tail`` is how many
+    per-step loss records ``trainer_state.json`` keeps.
     """
 
     max_steps: int | None = None
@@ -74,6 +80,7 @@ class TrainerConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8
     head_lr_mult: float = 1.0
+    layer_decay: float = 1.0
     backbone_prefixes: tuple[str, ...] = ()
     warmup_fraction: float = 0.1
     schedule: Schedule = "cosine"
@@ -89,6 +96,7 @@ class TrainerConfig:
     keep_last: int = 3
     log_every: int = 10
     eval_every: int = 0
+    eval_at_start: bool = False
     num_workers: int = 0
     output_dir: str = "outputs/train"
     resume: bool = False
@@ -164,6 +172,8 @@ class TrainerConfig:
             fail("eps", "must be a number > 0")
         if not (_is_number(self.head_lr_mult) and self.head_lr_mult > 0):
             fail("head_lr_mult", "must be a number > 0 (1.0: no separate head learning rate)")
+        if not (_is_number(self.layer_decay) and 0 < self.layer_decay <= 1):
+            fail("layer_decay", "must be in (0, 1] (1.0: no layer-wise learning-rate decay)")
         if not (_is_number(self.warmup_fraction) and 0.0 <= self.warmup_fraction < 1.0):
             fail("warmup_fraction", "must be in [0, 1)")
         if self.schedule not in SCHEDULES:
@@ -196,9 +206,17 @@ class TrainerConfig:
         return round(self.warmup_fraction * total_steps)
 
     def effective_mixed_precision(self, cuda_available: bool) -> str:
-        """The mixed precision actually used: the requested one on CUDA, "no" on CPU (logged)."""
+        """The mixed precision actually used: the requested one on CUDA, "no" on CPU (logged);
+        ``auto``: bf16 where this machine runs it natively and measurably faster (measured once
+        per machine, engine/precision.py), else "no"."""
         if self.mixed_precision == "no":
             return "no"
+        if self.mixed_precision == "auto":
+            # train() resolves auto on the CPU by measuring the model (engine/precision.py)
+            import torch
+
+            on_gpu = cuda_available and not self.cpu
+            return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
         if cuda_available and not self.cpu:
             return self.mixed_precision
         LOGGER.warning(

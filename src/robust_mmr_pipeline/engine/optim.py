@@ -79,7 +79,9 @@ def build_param_groups(model: nn.Module, config: TrainerConfig) -> list[dict[str
     provider = getattr(model, "param_groups", None)
     if callable(provider):
         groups = []
-        for raw in provider(config.weight_decay, config.head_lr_mult):
+        # layer-wise decay is asked for only when set, so a model without it still works
+        extra = {"layer_decay": config.layer_decay} if config.layer_decay != 1.0 else {}
+        for raw in provider(config.weight_decay, config.head_lr_mult, **extra):
             group = dict(raw)
             params = [p for p in group.pop("params") if p.requires_grad]
             if not params:

@@ -625,6 +625,8 @@ class _TrainingRun:
         samples_per_step = config.batch_size * config.grad_accum
         window_time, window_samples = 0.0, 0
         try:
+            if config.eval_at_start and self.step == 0:
+                self.maybe_eval(final=True)  # the starting weights compete in model selection
             while self.step < self.max_steps:
                 start = self.clock()
                 rng_before = capture_rng_state()
@@ -757,6 +759,10 @@ def train(
     if not isinstance(config, TrainerConfig):
         config = TrainerConfig.from_dict(dict(config))
     config.validate()
+    if config.mixed_precision == "auto" and (config.cpu or not torch.cuda.is_available()):
+        config = dataclasses.replace(
+            config, mixed_precision=_measured_cpu_precision(model, dataset, config, collate_fn)
+        )
     run = _TrainingRun(
         model=model,
         dataset=dataset,
@@ -769,6 +775,29 @@ def train(
     )
     run.setup()
     return run.run()
+
+
+def _measured_cpu_precision(
+    model: nn.Module,
+    dataset: Dataset,
+    config: TrainerConfig,
+    collate_fn: Callable[[list[Any]], Any] | None,
+) -> str:
+    """``auto`` on the CPU: bf16 or fp32, whichever trains this model faster here (measured on
+    the first batch; the training RNG streams are left as they were)."""
+    from torch.utils.data import default_collate
+
+    from robust_mmr_pipeline.engine.precision import decide_cpu_precision
+
+    size = min(config.batch_size, len(dataset))  # type: ignore[arg-type]
+    batch = (collate_fn or default_collate)([dataset[i] for i in range(size)])
+    was_training = model.training
+    model.train()
+    try:
+        with preserved_rng_state():
+            return decide_cpu_precision(model, batch, config.batch_size)
+    finally:
+        model.train(was_training)
 
 
 # --------------------------------------------------------------------------- inference helpers

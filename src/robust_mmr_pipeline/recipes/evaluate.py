@@ -452,7 +452,8 @@ class _BaselineScorer:
 
 
 class _LinearProbeScorer:
-    """A frozen backbone's fused feature + logistic regression (C chosen on val rows)."""
+    """A frozen backbone's fused feature + logistic regression (C chosen on val rows), scored
+    under ``name``."""
 
     PROBE_C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 
@@ -465,6 +466,7 @@ class _LinearProbeScorer:
         train_rows: pd.DataFrame,
         val_rows: pd.DataFrame,
         seed: int,
+        name: str = FROZEN,
     ) -> None:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -473,6 +475,7 @@ class _LinearProbeScorer:
         self.task, self.backbone, self.tokenizer, self.reference = (
             task, backbone, tokenizer, reference,
         )  # fmt: skip
+        self.name = name
         self.max_length = int(backbone.config.text.max_length)
         features = self._features(reference.inputs(train_rows))
         labels = reference.labels(train_rows)[0]
@@ -501,7 +504,7 @@ class _LinearProbeScorer:
 
     def score(self, rows: pd.DataFrame, inputs: Any) -> dict[str, tuple[dict, EvaluationItems]]:
         predictions = self.probe.predict(self._features(inputs))
-        return {FROZEN: self.reference.score_classes(rows, predictions)}
+        return {self.name: self.reference.score_classes(rows, predictions)}
 
 
 def frozen_backbone_scorer(

@@ -72,6 +72,7 @@ class FinetuneSummary:
     val_rows: int = 0
     train_time_s: float = 0.0
     from_scratch: bool = False
+    linear_probe: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,8 +177,14 @@ def finetune_task(
     output_dir: str,
     log_to_mlflow: bool = True,
     log_prefix: str | None = None,
+    linear_probe_epochs: int = 0,
 ) -> FinetuneSummary:
     """Fine-tune ``task`` on ``train_rows``, select the best step on ``val_rows``.
+
+    ``linear_probe_epochs`` > 0 (LP-FT, vqa / classification): the new head is first fitted
+    for that many epochs on the frozen backbone's features of the train rows
+    (:mod:`robust_mmr_pipeline.tasks.probe`), and the probed model competes in model
+    selection as step 0 before every layer is fine-tuned.
 
     ``backbone_checkpoint``: a pre-training (or task) checkpoint whose backbone initialises the
     model; None builds the backbone from ``model_config`` with random weights (the
@@ -239,6 +246,24 @@ def finetune_task(
     cache = ImageCache(cache_dir)
     dataset = _dataset(task, train_rows, cache, label_names)
     max_length = int(model.backbone.config.text.max_length)
+    probe = None
+    if linear_probe_epochs > 0 and model.head is not None:
+        from robust_mmr_pipeline.tasks.probe import fit_head_on_frozen_features
+
+        probe = fit_head_on_frozen_features(
+            model,
+            train_rows,
+            torch.tensor(dataset.labels),
+            cache,
+            tokenizer,
+            text_column="question" if task == "vqa" else "text",
+            epochs=linear_probe_epochs,
+            lr=config.lr * config.head_lr_mult,
+            weight_decay=config.weight_decay,
+            batch_size=config.batch_size,
+            seed=config.seed,
+        )
+        config = dataclasses.replace(config, eval_at_start=True)
     evaluator = TaskEvaluator(
         task,
         "",
@@ -306,6 +331,7 @@ def finetune_task(
         val_rows=len(val_rows),
         train_time_s=float(result.train_time_s),
         from_scratch=not backbone_checkpoint,
+        linear_probe=dataclasses.asdict(probe) if probe is not None else None,
     )
 
 
@@ -362,22 +388,34 @@ def finetune_all(
     output_dir: str,
     on_task_done: Any = None,
     log_prefix: str = "",
+    pretrained_recipe: bool | None = None,
+    budgets: list[float] | None = None,
+    full_budget: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fine-tune every task of ``params.tasks`` (a :class:`FinetuneParams`) on
-    ``params.protocol``'s train split, selecting on its val split.
+    ``params.protocol``'s train split at each of its label budgets, selecting on its val split.
 
     ``from_scratch``: random backbone weights of the manifest's architecture (the
-    no-pretraining reference) instead of its checkpoint. Checkpoints go to
-    ``<output_dir>/<task>``. Returns the manifest (per task: best checkpoint, step, validation
-    history, the rows it saw) and the flat validation metrics for ``dvc metrics show``;
-    ``on_task_done(task, summary)`` is called after each task (e.g. MLflow logging);
-    ``log_prefix`` keeps a second run's MLflow params and curves apart (``<prefix>/<task>/...``).
+    no-pretraining reference) instead of its checkpoint. ``pretrained_recipe`` (default: not
+    ``from_scratch``): fine-tune with ``params.pretrained`` (its trainer overrides, LP-FT);
+    False keeps ``params.trainer`` (the from-scratch recipe; on a pre-trained backbone that is
+    plain fine-tuning). ``budgets``: the label budgets to run (default: each task's
+    ``params.budgets_for``); ``full_budget`` False skips the full one. Checkpoints go to
+    ``<output_dir>/<task>`` (full budget) and ``<output_dir>/budget_<p>pct/<task>``. Returns
+    the manifest (per task: best checkpoint, step, validation history, the rows it saw; the
+    full budget under ``tasks``, every budget under ``label_budgets``) and the flat validation
+    metrics of the full budget for ``dvc metrics show``; ``on_task_done(task, summary)`` is
+    called after each full-budget task (e.g. MLflow logging); ``log_prefix`` keeps a second
+    run's MLflow params and curves apart (``<prefix>/<task>/...``).
     """
+    from robust_mmr_pipeline.tasks.budgets import budget_label, budget_rows
+
     if not from_scratch and not backbone_manifest.get("checkpoint"):
         raise ValueError(
             "fine-tuning from pre-training, but the backbone manifest names no checkpoint "
             "(a no-pretraining manifest): set finetune.from_scratch: true or run pretrain first."
         )
+    pretrained = (not from_scratch) if pretrained_recipe is None else pretrained_recipe
     backbone = None if from_scratch else backbone_manifest["checkpoint"]
     # A pre-trained backbone's token embeddings follow the ids of the tokenizer stored with its
     # checkpoint; given none, finetune_task takes that one (the catalog's may be newer).
@@ -389,40 +427,68 @@ def finetune_all(
         "backbone_checkpoint": backbone,
         "preset": backbone_manifest.get("preset"),
         "text_kinds": list(params.text_kinds),
+        "recipe": "pretrained" if pretrained else "scratch",
         "tasks": {},
+        "label_budgets": {},
     }
     metrics: dict[str, Any] = {}
     for task in params.tasks:
-        train_rows = task_rows(tables[task], params.protocol, "train")
+        all_train = task_rows(tables[task], params.protocol, "train")
         val_rows = task_rows(tables[task], params.protocol, "val")
-        logger.info(
-            "Fine-tuning %s (%s): %d train / %d val rows.",
-            task,
-            "from scratch" if from_scratch else "from pre-training",
-            len(train_rows),
-            len(val_rows),
-        )
-        summary = finetune_task(
-            task,
-            train_rows,
-            val_rows,
-            cache_dir,
-            task_tokenizer,
-            backbone,
-            model_config,
-            params.task_options.get(task, {}),
-            params.trainer_for(task),
-            f"{output_dir}/{task}",
-            log_to_mlflow=params.log_to_mlflow,
-            log_prefix=f"{log_prefix}/{task}" if log_prefix else task,
-        )
-        entry = summary.as_dict()
-        entry["retrieval_k"] = split_task_options(params.task_options.get(task))[1]["retrieval_k"]
-        manifest["tasks"][task] = entry
-        metrics[task] = {
-            "best_step": summary.best_step,
-            **{f"val_{k}": v for k, v in summary.val_metrics.items() if _reported(k)},
-        }
-        if on_task_done is not None:
-            on_task_done(task, summary)
+        fractions = params.budgets_for(task)
+        if budgets is not None:
+            fractions = [f for f in fractions if f in budgets or f >= 1.0]
+        if not full_budget:
+            fractions = [f for f in fractions if f < 1.0]
+        for fraction in fractions:
+            train_rows = budget_rows(all_train, fraction, params.budget_seed)
+            label = budget_label(fraction)
+            logger.info(
+                "Fine-tuning %s (%s, %s recipe) at label budget %s: %d train / %d val rows.",
+                task,
+                "from scratch" if from_scratch else "from pre-training",
+                "pre-trained" if pretrained else "from-scratch",
+                label,
+                len(train_rows),
+                len(val_rows),
+            )
+            task_dir = (
+                f"{output_dir}/{task}"
+                if fraction >= 1.0
+                else f"{output_dir}/budget_{100 * fraction:g}pct/{task}"
+            )
+            prefix = f"{log_prefix}/{task}" if log_prefix else task
+            summary = finetune_task(
+                task,
+                train_rows,
+                val_rows,
+                cache_dir,
+                task_tokenizer,
+                backbone,
+                model_config,
+                params.task_options.get(task, {}),
+                params.trainer_for(task, pretrained=pretrained, budget=fraction),
+                task_dir,
+                log_to_mlflow=params.log_to_mlflow,
+                log_prefix=prefix if fraction >= 1.0 else f"{prefix}/budget_{100 * fraction:g}pct",
+                linear_probe_epochs=params.pretrained.linear_probe_epochs if pretrained else 0,
+            )
+            entry = summary.as_dict()
+            entry["retrieval_k"] = split_task_options(params.task_options.get(task))[1][
+                "retrieval_k"
+            ]
+            entry["budget"] = fraction
+            budget_entry = manifest["label_budgets"].setdefault(
+                label, {"fraction": fraction, "tasks": {}}
+            )
+            budget_entry["tasks"][task] = entry
+            if fraction < 1.0:
+                continue
+            manifest["tasks"][task] = entry
+            metrics[task] = {
+                "best_step": summary.best_step,
+                **{f"val_{k}": v for k, v in summary.val_metrics.items() if _reported(k)},
+            }
+            if on_task_done is not None:
+                on_task_done(task, summary)
     return manifest, metrics

@@ -26,6 +26,8 @@ class PretrainSummary:
     train_time_s: float
     final_losses: dict[str, float]
     first_losses: dict[str, float]
+    last_checkpoint: str = ""
+    watch: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -176,6 +178,9 @@ def run_pretraining(
     fresh_start: bool = True,
     log_to_mlflow: bool = True,
     register_as: str | None = None,
+    watch: Any = None,
+    watch_every: int = 0,
+    select_best: bool = True,
 ) -> tuple[PretrainSummary, list[dict[str, float]]]:
     """Train an MMRModel on ``train_pairs``; checkpoints go to ``<output_dir>/checkpoints``.
 
@@ -185,10 +190,16 @@ def run_pretraining(
     checkpoints of ``output_dir`` are replaced unless the trainer config asks to resume; they
     are deleted only once this run has written its first checkpoint, so a run that fails
     before (a bad model setting) leaves them, and the manifests pointing at them, intact.
+
+    ``watch`` (a :class:`~robust_mmr_pipeline.recipes.pretrain_watch.PretrainWatch`) scores
+    held-out losses and a frozen-feature probe every ``watch_every`` steps and at the end; with
+    ``select_best`` the step with the best probe accuracy is kept under ``<output_dir>/best``
+    and is the summary's ``checkpoint`` (``last_checkpoint`` is the end of the run).
     """
     import torch
 
     from robust_mmr_pipeline.engine import (
+        CheckpointContents,
         CompositeLogger,
         ImageCache,
         MemoryLogger,
@@ -198,6 +209,7 @@ def run_pretraining(
         TrainerConfig,
         domain_vocabulary,
         load_model_weights,
+        save_checkpoint,
         supersede_checkpoints,
         train,
     )
@@ -205,11 +217,15 @@ def run_pretraining(
     from robust_mmr_pipeline.model import MMRModel
     from robust_mmr_pipeline.model.views import TextDegrader
 
-    config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
+    settings = dict(trainer)
+    if watch is not None:
+        settings["eval_every"] = watch_every
+    config = TrainerConfig.from_dict({**settings, "output_dir": output_dir})
     config.validate()
     checkpoints = Path(output_dir) / "checkpoints"
+    best_root = Path(output_dir) / "best"
     if fresh_start and not (config.resume or config.resume_from):
-        marked = supersede_checkpoints(checkpoints)
+        marked = supersede_checkpoints(checkpoints, extra_roots=[best_root])
         if marked:
             logger.info(
                 "Fresh pre-training run: the %d earlier checkpoint(s) in %s are replaced once "
@@ -237,10 +253,45 @@ def run_pretraining(
     memory = MemoryLogger()
     loggers = CompositeLogger(memory, MLflowLogger() if log_to_mlflow else None)
     loggers.log_params({"model": model_config.to_dict(), "trainer": dict(trainer)})
-    result = train(model, dataset, config, collate, tokenizer=tokenizer, logger=loggers)
+    eval_fn = None
+    if watch is not None:
+
+        def eval_fn(net: Any, step: int, accelerator: Any) -> dict[str, float]:
+            before = watch.best["value"]
+            metrics = watch(net, step, accelerator)
+            if select_best and watch.best["value"] > before and accelerator.is_main_process:
+                save_checkpoint(
+                    best_root,
+                    step,
+                    net,
+                    CheckpointContents(trainer_state={"step": step, "watch": dict(metrics)}),
+                    tokenizer=tokenizer,
+                    keep_last=1,
+                )
+            return metrics
+
+    result = train(
+        model, dataset, config, collate, tokenizer=tokenizer, logger=loggers, eval_fn=eval_fn
+    )
     first, last = _first_last(result.losses)
+    chosen = str(result.checkpoint_dir)
+    watched = None
+    if watch is not None:
+        from robust_mmr_pipeline.recipes.pretrain_watch import watch_summary
+
+        watched = {"history": result.eval_history, **watch_summary(result.eval_history)}
+        best_found = sorted(best_root.glob("step-*")) if select_best else []
+        if best_found:
+            chosen = str(best_found[-1])
+            logger.info(
+                "Pre-training watch: the probe is best at step %s (%.3f); fine-tuning starts "
+                "from %s.",
+                watched.get("best_step"),
+                watched.get("best_probe_accuracy", float("nan")),
+                chosen,
+            )
     summary = PretrainSummary(
-        checkpoint=str(result.checkpoint_dir),
+        checkpoint=chosen,
         preset=model_config.preset,
         step=result.step,
         samples_per_s=result.samples_per_s,
@@ -249,10 +300,62 @@ def run_pretraining(
         train_time_s=result.train_time_s,
         final_losses=last,
         first_losses=first,
+        last_checkpoint=str(result.checkpoint_dir),
+        watch=watched,
     )
     if log_to_mlflow and register_as:
         register_checkpoint(register_as)
     return summary, result.losses
+
+
+def build_watch(
+    params: Any,
+    split_pairs: pd.DataFrame,
+    tables: Mapping[str, pd.DataFrame],
+    cache_dir: str,
+    tokenizer: Any,
+    model_config: Any,
+) -> Any:
+    """The :class:`~robust_mmr_pipeline.recipes.pretrain_watch.PretrainWatch` of
+    ``params.watch`` (None when ``every`` is 0): the pre-training protocol's val pairs and the
+    probe task's labeled train subset / val rows."""
+    if params.watch.every <= 0:
+        return None
+    from robust_mmr_pipeline.engine import ImageCache, PairCollator
+    from robust_mmr_pipeline.recipes.pretrain_watch import PretrainWatch, ProbeRows
+
+    watch = params.watch
+    val_pairs = split_pairs[
+        (split_pairs["protocol"] == params.protocol)
+        & (split_pairs["split"] == "val")
+        & (split_pairs["text_kind"].isin(params.text_kinds))
+    ]
+    probe = None
+    if watch.probe_task is not None:
+        probe = ProbeRows.for_task(
+            watch.probe_task,
+            tables[watch.probe_task],
+            watch.probe_protocol,
+            watch.probe_train_fraction,
+            seed=0,
+        )
+    from robust_mmr_pipeline.model.views import TextDegrader
+
+    collate = PairCollator(
+        tokenizer,
+        max_length=model_config.text.max_length,
+        padding="longest",
+        text_degrader=TextDegrader.for_model(model_config),
+    )
+    return PretrainWatch(
+        val_pairs,
+        probe,
+        ImageCache(cache_dir),
+        tokenizer,
+        collate,
+        max_pairs=watch.max_val_pairs,
+        seed=0,
+    )
 
 
 def register_checkpoint(name: str) -> None:
@@ -282,25 +385,41 @@ def register_checkpoint(name: str) -> None:
         logger.warning("Could not register the checkpoint as MLflow model %r: %s", name, exc)
 
 
-def loss_figure(losses: list[dict[str, float]], title: str) -> Any:
-    """Per-objective loss curves (one panel each) as a matplotlib Figure."""
+def loss_figure(
+    losses: list[dict[str, float]],
+    title: str,
+    watch: list[dict[str, float]] | None = None,
+) -> Any:
+    """Per-objective loss curves (one panel each) as a matplotlib Figure; with ``watch`` (the
+    validation history of :mod:`~robust_mmr_pipeline.recipes.pretrain_watch`) the held-out
+    value of each term on the same panel and the probe accuracy on a panel of its own."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     frame = pd.DataFrame(losses)
+    held = pd.DataFrame(watch or [])
     terms = [c for c in frame.columns if c not in ("step", "lr")]
-    cols = min(3, max(1, len(terms)))
-    rows = (len(terms) + cols - 1) // cols
+    probes = [c for c in held.columns if c.startswith("probe/")]
+    panels = terms + probes
+    cols = min(3, max(1, len(panels)))
+    rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
-    for ax, term in zip(axes.flat, terms, strict=False):
-        ax.plot(frame["step"], frame[term], lw=1)
-        smooth = frame[term].rolling(10, min_periods=1).mean()
-        ax.plot(frame["step"], smooth, lw=2)
-        ax.set_title(term)
+    for ax, term in zip(axes.flat, panels, strict=False):
+        if term in probes:
+            ax.plot(held["step"], held[term], marker="o", lw=2, color="tab:green")
+            ax.set_title(f"{term} (val)")
+        else:
+            ax.plot(frame["step"], frame[term], lw=1, label="train")
+            smooth = frame[term].rolling(10, min_periods=1).mean()
+            ax.plot(frame["step"], smooth, lw=2, label="train, smoothed")
+            if f"val/{term}" in held.columns:
+                ax.plot(held["step"], held[f"val/{term}"], marker="o", lw=2, label="val")
+                ax.legend(fontsize=7)
+            ax.set_title(term)
         ax.set_xlabel("step")
-    for ax in list(axes.flat)[len(terms) :]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()

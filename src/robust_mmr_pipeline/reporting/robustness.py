@@ -707,9 +707,11 @@ def render_report(
     fmt: str,
     training_perturbations: Sequence[Sequence[str]] = (),
     extra_sections: Sequence[Mapping[str, Any]] = (),
+    lead_sections: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The robustness report as ``fmt`` ``"html"`` (self-contained) or ``"md"``; ``figures``
-    maps a caption to (PNG path relative to the report, matplotlib figure)."""
+    maps a caption to (PNG path relative to the report, matplotlib figure); ``lead_sections``
+    come before the long tables, ``extra_sections`` after them."""
     page = {
         "title": "Robustness report",
         "meta": dict(context),
@@ -723,6 +725,7 @@ def render_report(
             for caption, (path, figure) in figures.items()
         ],
         "sections": [
+            *lead_sections,
             *report_sections(results, summary, training_perturbations),
             *extra_sections,
         ],

@@ -120,13 +120,21 @@ def declared_yield(
     """What a source of ``kind`` with ``options`` gives, before reading it.
 
     The reader's declaration plus the QA statements the registry adds to a VQA source. SynthRad
-    gives every table (report and caption pairs) with its sites as domains.
+    gives every table (report and caption pairs) with its sites as domains; a SynthRad corpus
+    (``corpus: true``) pairs only, of its training sites.
     """
     if kind == "synthrad":
         from robust_mmr_pipeline.params import parse
         from robust_mmr_pipeline.sources.synthrad import SynthRadConfig
 
         config = parse(SynthRadConfig, dict(options or {}), "ingestion.sources[synthrad].options")
+        if config.corpus:
+            held = set(config.held_out_sites or ())
+            return SourceYield(
+                tables=frozenset({"pairs"}),
+                text_kinds=frozenset({"report", "caption"}),
+                domains=tuple(s for s in config.site_names if s not in held),
+            )
         return SourceYield(
             tables=frozenset({"vqa", "classification", "pairs"}),
             text_kinds=frozenset({"report", "caption"}),

@@ -34,6 +34,13 @@ Protocols (see METHOD.md, "Evaluation protocol")
     is carved from its official train images by hash, as in in_domain (test stays exactly as
     published). Not image-disjoint: never the protocol of a robustness claim.
 
+``pretrain``
+    What pre-training (and its tokenizer) may read: the in-domain train / val images of the
+    training domains, plus every image of the ``corpus_sources`` (unlabeled pre-training
+    corpora: images with reports / captions, no QA, no labels) in train, those of a held-out
+    domain excepted. Corpus images belong to no other protocol, so no task ever trains or is
+    tested on them. Only its images and pairs are emitted (its labeled records are in_domain's).
+
 An image outside a protocol has no row in that protocol's manifests; in every protocol but
 ``as_released`` an image has one split.
 
@@ -50,7 +57,7 @@ held-out test images ignore official splits and keep every record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +80,7 @@ IN_DOMAIN = "in_domain"
 CROSS_DOMAIN = "cross_domain"
 LODO_PREFIX = "lodo:"
 AS_RELEASED = "as_released"
+PRETRAIN = "pretrain"
 # An as_released image's primary split (pairs and records without an official split follow
 # it): the first of these among its records' official splits, so training statements stay in
 # train.
@@ -390,10 +398,12 @@ def protocol_assignments(
     leave_one_out_all: bool,
     respect_official_splits: bool,
     carve_val_from_train: bool,
+    corpus_sources: Collection[str] = (),
 ) -> dict[str, np.ndarray]:
     """Protocol name -> the split of every image (aligned with ``images``' rows).
 
-    ``official`` is :func:`official_image_splits` of the same rows.
+    ``official`` is :func:`official_image_splits` of the same rows. Images of
+    ``corpus_sources`` are in the ``pretrain`` protocol only.
     """
     u = unit_hashes(seed, images["image_id"])
     carve = _carve_sources(images, vqa, classification) if carve_val_from_train else set()
@@ -413,8 +423,21 @@ def protocol_assignments(
         assignments[CROSS_DOMAIN] = cross_domain_splits(in_domain, held)
         # In-domain means the training domains only: the held-out domain is never in it.
         assignments[IN_DOMAIN] = np.where(held, EXCLUDED, in_domain).astype(object)
+    corpus = images["source"].isin(list(corpus_sources)).to_numpy()
+    pretrain = np.where(
+        np.isin(assignments[IN_DOMAIN], ["train", "val"]), assignments[IN_DOMAIN], EXCLUDED
+    ).astype(object)
+    pretrain[corpus] = "train"
+    if held is not None:
+        # the held-out domain stays unseen, in a corpus too (whatever source names it)
+        held_values = images.loc[held, "domain"].unique().tolist()
+        pretrain[held | (corpus & images["domain"].isin(held_values).to_numpy())] = EXCLUDED
+    assignments[PRETRAIN] = pretrain
+    for name in list(assignments):
+        if name != PRETRAIN:
+            assignments[name] = np.where(corpus, EXCLUDED, assignments[name]).astype(object)
     if leave_one_out_all:
-        domains = sorted(images["domain"].unique().tolist())
+        domains = sorted(images.loc[~corpus, "domain"].unique().tolist())
         if len(domains) < 2:
             logger.warning(
                 "leave_one_out_all: only one domain (%s) in the images table; no lodo protocol.",
@@ -423,7 +446,8 @@ def protocol_assignments(
         else:
             for domain in domains:
                 held = (images["domain"] == domain).to_numpy()
-                assignments[f"{LODO_PREFIX}{domain}"] = cross_domain_splits(in_domain, held)
+                splits = cross_domain_splits(in_domain, held)
+                assignments[f"{LODO_PREFIX}{domain}"] = np.where(corpus, EXCLUDED, splits)
     return assignments
 
 
@@ -539,8 +563,12 @@ def build_splits(
     respect_official_splits: bool = True,
     carve_val_from_train: bool = True,
     as_released: bool = False,
+    corpus_sources: Collection[str] = (),
 ) -> SplitManifests:
     """Assign every image of every protocol to a split and join the records to it.
+
+    ``corpus_sources``: source names of unlabeled pre-training corpora (``pretrain`` protocol
+    only; a corpus source's labeled records, should it have any, are refused).
 
     Inputs are the validated unified tables (schema.py). Returns the manifests, sorted and
     typed (manifests.py), after asserting that no image sits in two splits of a protocol
@@ -552,6 +580,7 @@ def build_splits(
         {"pairs": "pair_id", "vqa": "qid", "classification": "sample_id"},
     )
     base = images[["image_id", "source", "domain"]].reset_index(drop=True)
+    _check_corpus(base, vqa, classification, corpus_sources)
     official = official_image_splits(base, vqa, classification)
     assignments = protocol_assignments(
         base,
@@ -564,6 +593,7 @@ def build_splits(
         leave_one_out_all=leave_one_out_all,
         respect_official_splits=respect_official_splits,
         carve_val_from_train=carve_val_from_train,
+        corpus_sources=corpus_sources,
     )
     split_images = conform_manifest(
         pd.concat(
@@ -578,6 +608,7 @@ def build_splits(
         "split_images",
     )
     official_by_id = pd.Series(official.to_numpy(dtype=object), index=base["image_id"])
+    labeled_images = split_images[split_images["protocol"] != PRETRAIN]
     official_protocols = {IN_DOMAIN} if respect_official_splits else set()
     released = (
         as_released_splits(
@@ -600,13 +631,13 @@ def build_splits(
             "split_pairs",
         ),
         vqa=_with_released(
-            _join_records(split_images, vqa, "split_vqa", official_by_id, official_protocols),
+            _join_records(labeled_images, vqa, "split_vqa", official_by_id, official_protocols),
             released.vqa,
             "split_vqa",
         ),
         classification=_with_released(
             _join_records(
-                split_images,
+                labeled_images,
                 classification,
                 "split_classification",
                 official_by_id,
@@ -650,6 +681,27 @@ def build_splits(
         len(manifests.classification),
     )
     return manifests
+
+
+def _check_corpus(
+    base: pd.DataFrame,
+    vqa: pd.DataFrame,
+    classification: pd.DataFrame,
+    corpus_sources: Collection[str],
+) -> None:
+    """A corpus source is unlabeled: refuse one that has VQA or classification records."""
+    if not corpus_sources:
+        return
+    corpus_ids = set(base.loc[base["source"].isin(list(corpus_sources)), "image_id"])
+    for name, frame in (("vqa", vqa), ("classification", classification)):
+        labeled = frame["image_id"][frame["image_id"].isin(corpus_ids)]
+        if len(labeled):
+            raise SplitError(
+                f"{name}: {len(labeled)} record(s) belong to pre-training corpus source(s) "
+                f"{sorted(corpus_sources)} (e.g. image {_examples(labeled, 1)}); a corpus is "
+                "unlabeled and pre-training-only. Set `role: labeled` on that source in "
+                "ingestion.sources, or ingest its labels as a separate source."
+            )
 
 
 def answer_vocabulary(split_vqa: pd.DataFrame, protocols: Sequence[str]) -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from robust_mmr_pipeline.splits.assign import SPLIT_ORDER
+from robust_mmr_pipeline.splits.protocols import PRETRAIN
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -55,11 +56,13 @@ def _count(frame: pd.DataFrame, column: str, distinct: str | None = None) -> pd.
 def _excluded(
     split_images: pd.DataFrame, records: pd.DataFrame, manifest: pd.DataFrame, key: str
 ) -> pd.DataFrame:
-    """Records of images in a protocol that the protocol's manifest left out.
+    """Records of images in a protocol that the protocol's manifest left out (the ``pretrain``
+    protocol holds no labeled records by design: not counted).
 
     Columns: protocol, image_id, image_split (where the image went), split (the record's
     official split), the record key.
     """
+    split_images = split_images[split_images["protocol"] != PRETRAIN]
     if records.empty:
         return pd.DataFrame(columns=["protocol", "image_id", "image_split", "split", key])
     expected = records[[key, "image_id", "split"]].merge(

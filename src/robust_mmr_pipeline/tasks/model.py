@@ -351,10 +351,15 @@ class TaskModel(nn.Module):
         return params
 
     def param_groups(
-        self, weight_decay: float, head_lr_mult: float = 1.0, base_lr: float | None = None
+        self,
+        weight_decay: float,
+        head_lr_mult: float = 1.0,
+        base_lr: float | None = None,
+        layer_decay: float = 1.0,
     ) -> list[dict[str, Any]]:
         """AdamW groups: backbone encoders (lr), fusion (lr × ``options.fusion_lr_mult``),
-        task head (lr × ``head_lr_mult``).
+        task head (lr × ``head_lr_mult``); ``layer_decay`` < 1 scales the backbone's groups
+        by depth (:meth:`MMRModel.param_groups`), the head sitting on top at full rate.
 
         The backbone's own :meth:`MMRModel.param_groups` decides weight decay for its
         parameters; in the head, 1-D parameters (biases, norms, temperature) get none. Each
@@ -362,7 +367,9 @@ class TaskModel(nn.Module):
         """
         head_ids = {id(p) for p in self.task_head_parameters()}
         groups: list[dict[str, Any]] = []
-        for raw in self.backbone.param_groups(weight_decay, self.options.fusion_lr_mult):
+        for raw in self.backbone.param_groups(
+            weight_decay, self.options.fusion_lr_mult, layer_decay=layer_decay
+        ):
             params = [p for p in raw["params"] if id(p) not in head_ids and p.requires_grad]
             if not params:
                 continue

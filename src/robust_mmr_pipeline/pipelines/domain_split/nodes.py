@@ -8,6 +8,7 @@ import pandas as pd
 
 from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.domain_split.params import DomainSplitParams
+from robust_mmr_pipeline.pipelines.ingestion.params import IngestionParams
 from robust_mmr_pipeline.splits.perturbation_sets import (
     BASE_SPLIT,
     perturbation_sets,
@@ -50,14 +51,17 @@ def split_by_domain(
     vqa: pd.DataFrame,
     classification: pd.DataFrame,
     parameters: dict[str, Any],
+    ingestion: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Refuse unless validation succeeded; then assign images to splits for every protocol.
+    """Refuse unless validation succeeded; then assign images to splits for every protocol
+    (the ingestion sources of ``role: corpus`` to the ``pretrain`` protocol only).
 
     Perturbation names are checked against the registry here too, so a typo fails before any
     manifest is written. Returns split_images, split_pairs, split_vqa, split_classification.
     """
     check_validation_summary(validation_summary)
     params = _params(parameters)
+    corpus_sources = parse(IngestionParams, ingestion, "ingestion").corpus_sources
     _selected_perturbations(params)
     manifests = build_splits(
         images,
@@ -71,6 +75,7 @@ def split_by_domain(
         respect_official_splits=params.respect_official_splits,
         carve_val_from_train=params.carve_val_from_train,
         as_released=params.as_released,
+        corpus_sources=corpus_sources,
     )
     return manifests.images, manifests.pairs, manifests.vqa, manifests.classification
 

@@ -23,6 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "vqa": "vqa",
                     "classification": "classification",
                     "parameters": "params:domain_split",
+                    "ingestion": "params:ingestion",
                 },
                 outputs=["split_images", "split_pairs", "split_vqa", "split_classification"],
                 name="split_by_domain",

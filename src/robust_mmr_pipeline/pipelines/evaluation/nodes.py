@@ -13,6 +13,8 @@ from robust_mmr_pipeline.pipelines.evaluation.params import EvaluationParams
 from robust_mmr_pipeline.reporting import references as published_references
 
 FIGURE_FILES = {
+    "Label efficiency: main metric against the label budget (pre-trained vs from scratch vs "
+    "frozen probes)": "label_efficiency.png",
     "Main metric against corruption severity (ours; dashed: the strongest reference, clean)": (
         "robustness_severity.png"
     ),
@@ -66,6 +68,45 @@ def evaluate_models(
     return recipe.evaluate_all(plan, perturbation_sets, image_cache["cache_dir"], params)
 
 
+def evaluate_label_efficiency(
+    finetune_manifest: dict[str, Any],
+    finetune_reference_manifest: dict[str, Any],
+    finetune_plain_manifest: dict[str, Any],
+    split_vqa: pd.DataFrame,
+    split_classification: pd.DataFrame,
+    image_cache: dict[str, Any],
+    parameters: dict[str, Any],
+    finetune: dict[str, Any],
+) -> pd.DataFrame:
+    """Every model at every label budget (pre-trained LP-FT, plain FT, from scratch, frozen
+    probes of the pre-trained and of a random backbone) on the clean in- / cross-domain test
+    rows, with paired differences."""
+    from robust_mmr_pipeline.pipelines.finetune.params import FinetuneParams
+    from robust_mmr_pipeline.recipes import label_efficiency as recipe
+
+    params = parse(EvaluationParams, parameters, "evaluation")
+    budget_seed = parse(FinetuneParams, finetune, "finetune").budget_seed
+    manifests = {
+        name: manifest
+        for name, manifest in (
+            (reporting.OURS, finetune_manifest),
+            ("from_scratch", finetune_reference_manifest),
+            (recipe.PLAIN_FT, finetune_plain_manifest),
+        )
+        if manifest.get("label_budgets")
+    }
+    if reporting.OURS not in manifests or finetune_manifest.get("from_scratch"):
+        return pd.DataFrame(columns=list(recipe.LABEL_EFFICIENCY_COLUMNS))
+    return recipe.evaluate_label_budgets(
+        manifests,
+        {"vqa": split_vqa, "classification": split_classification},
+        image_cache["cache_dir"],
+        params,
+        finetune_manifest.get("backbone_checkpoint"),
+        budget_seed,
+    )
+
+
 def _mce(severity: pd.DataFrame, baseline_path: str | None) -> dict[str, dict[str, Any]]:
     """mCE of every task against a baseline run's evaluation_severity.csv (same corruptions and
     severities; error = 1 - main metric)."""
@@ -108,12 +149,13 @@ def _training_families(manifest: dict[str, Any]) -> dict[str, list[str]] | None:
 
 def report_robustness(
     evaluation_results: pd.DataFrame,
+    label_efficiency: pd.DataFrame,
     finetune_manifest: dict[str, Any],
     finetune_reference_manifest: dict[str, Any],
     parameters: dict[str, Any],
     references: dict[str, Any] | None = None,
     ingestion: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, Any, str, str]:
+) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, Any, Any, str, str]:
     """Summary metrics with verdicts, severity table, plots and the Markdown / HTML robustness
     report (with the published references of the ingested datasets, labelled as a different
     scale); all logged to the active MLflow run when there is one."""
@@ -121,7 +163,10 @@ def report_robustness(
     severity = reporting.severity_table(evaluation_results)
     mce = _mce(severity, params.baseline_metrics)
     summary = reporting.metrics_summary(evaluation_results, mce)
+    from robust_mmr_pipeline.reporting import label_efficiency as efficiency
+
     plots = [
+        efficiency.label_efficiency_figure(label_efficiency),
         reporting.severity_figure(severity),
         reporting.domain_figure(evaluation_results),
         reporting.retrieval_figure(evaluation_results),
@@ -144,22 +189,35 @@ def report_robustness(
         "severities": ", ".join(str(s) for s in params.severities),
         "baseline run for mCE": params.baseline_metrics or "none",
     }
+    if len(label_efficiency):
+        summary["label_efficiency"] = efficiency.nested_values(label_efficiency)
     reference_rows = published_references.reference_rows(references, ingestion)
     if not reference_rows.empty:
         summary["published_references"] = reference_rows.to_dict("records")
+    lead = efficiency.label_efficiency_section(label_efficiency)
     extra = published_references.references_section(reference_rows)
     extra += reporting.perturbation_families_section(
         _training_families(finetune_manifest), evaluation_results
     )
     markdown, page = (
         reporting.render_report(
-            evaluation_results, summary, context, figures, fmt=fmt, extra_sections=extra
+            evaluation_results,
+            summary,
+            context,
+            figures,
+            fmt=fmt,
+            extra_sections=extra,
+            lead_sections=lead,
         )
         for fmt in ("md", "html")
     )
     if params.log_to_mlflow:
         _log_to_mlflow(summary, figures, markdown, page)
-    return summary, severity, *plots, markdown, page
+    severity_plot, domain_plot, retrieval_plot, validation_plot = plots[1:]
+    return (
+        summary, severity, severity_plot, domain_plot, retrieval_plot, validation_plot, plots[0],
+        markdown, page,
+    )  # fmt: skip
 
 
 def _log_to_mlflow(

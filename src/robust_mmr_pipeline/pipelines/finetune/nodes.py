@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pandas as pd
@@ -85,5 +86,39 @@ def finetune_reference(
         output_dir=f"{params.output_dir}/from_scratch",
         on_task_done=_log_best_step("finetune_from_scratch"),
         log_prefix="from_scratch",
+    )
+    return manifest
+
+
+def finetune_plain_reference(
+    split_vqa: pd.DataFrame,
+    split_classification: pd.DataFrame,
+    split_pairs: pd.DataFrame,
+    image_cache: dict[str, Any],
+    tokenizer: Any,
+    pretrain_checkpoint: dict[str, Any],
+    parameters: dict[str, Any],
+) -> dict[str, Any]:
+    """Plain fine-tuning of the pre-trained backbone: the from-scratch recipe (no LP-FT, no
+    layer-wise decay) at the budgets of ``finetune.pretrained.plain_ft_reference``, so the
+    report shows what the fine-tuning recipe adds (nothing when that list is empty)."""
+    params = parse(FinetuneParams, parameters, "finetune")
+    budgets = list(params.pretrained.plain_ft_reference)
+    if not budgets or params.from_scratch:
+        reason = "the main run is from scratch" if budgets else "no plain_ft_reference budget"
+        return {"tasks": {}, "label_budgets": {}, "skipped": reason}
+    tasks = [t for t in params.tasks if t in params.budget_tasks] or params.tasks
+    manifest, _metrics = recipe.finetune_all(
+        _task_tables(params, split_vqa, split_classification, split_pairs),
+        image_cache["cache_dir"],
+        tokenizer,
+        pretrain_checkpoint,
+        dataclasses.replace(params, tasks=tasks),
+        from_scratch=False,
+        output_dir=f"{params.output_dir}/plain_ft",
+        log_prefix="plain_ft",
+        pretrained_recipe=False,
+        budgets=budgets,
+        full_budget=1.0 in budgets,
     )
     return manifest

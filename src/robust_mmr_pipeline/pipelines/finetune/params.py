@@ -6,6 +6,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TASK_NAMES = ("vqa", "classification", "retrieval")
+FULL_BUDGET = 1.0
+
+
+@dataclass
+class LabelBudget:
+    """One label budget: ``fraction`` of the labeled train rows (nested subsets, the same rows
+    for every model; tasks/budgets.py) and ``trainer`` overrides for it (a tenth of the rows
+    needs fewer steps)."""
+
+    fraction: float
+    trainer: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction <= FULL_BUDGET:
+            raise ValueError(f"a label budget fraction must lie in (0, 1], got {self.fraction}")
+
+
+@dataclass
+class PretrainedRecipe:
+    """How a PRE-TRAINED backbone is fine-tuned (the from-scratch reference keeps ``trainer``).
+
+    ``trainer`` overrides ``finetune.trainer`` (a lower lr, ``layer_decay`` for layer-wise lr
+    decay); ``linear_probe_epochs`` > 0 is LP-FT: the head is fitted on frozen features for that
+    many epochs first (0: plain fine-tuning). ``plain_ft_reference``: also fine-tune the
+    pre-trained backbone with the from-scratch recipe (the "plain FT" row of the report) at
+    the budgets listed there.
+    """
+
+    trainer: dict[str, Any] = field(default_factory=dict)
+    linear_probe_epochs: int = 0
+    plain_ft_reference: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.linear_probe_epochs < 0:
+            raise ValueError(f"linear_probe_epochs must be >= 0, got {self.linear_probe_epochs}")
 
 
 @dataclass
@@ -16,9 +51,14 @@ class FinetuneParams:
     weights). ``reference_from_scratch``: also fine-tune every task from scratch with the same
     recipe, as the reference the evaluation report puts beside the model. ``model`` overrides
     fields of that architecture (from-scratch runs only).
-    ``trainer`` holds TrainerConfig fields shared by the tasks, ``task_trainer`` per-task
+    ``trainer`` holds TrainerConfig fields shared by the tasks (the from-scratch recipe),
+    ``pretrained`` how a pre-trained backbone is fine-tuned instead, ``task_trainer`` per-task
     overrides; ``task_options`` per task: TaskOptions fields plus head_hidden_dim,
     head_dropout, answer_min_count, retrieval_k, eval_batch_size.
+
+    ``label_budgets``: every model is fine-tuned at each budget (fractions of the labeled train
+    rows, nested, drawn by image with ``budget_seed``) for the ``budget_tasks``; the other tasks
+    and the main report rows use the full budget (always run).
     """
 
     tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))
@@ -32,6 +72,10 @@ class FinetuneParams:
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     output_dir: str = "data/06_models/finetune"
     log_to_mlflow: bool = True
+    pretrained: PretrainedRecipe = field(default_factory=PretrainedRecipe)
+    label_budgets: list[LabelBudget] = field(default_factory=list)
+    budget_tasks: list[str] = field(default_factory=lambda: ["vqa", "classification"])
+    budget_seed: int = 0
 
     def __post_init__(self) -> None:
         from robust_mmr_pipeline.engine import TrainerConfig
@@ -46,20 +90,49 @@ class FinetuneParams:
             bad = sorted(set(mapping) - set(TASK_NAMES))
             if bad:
                 raise ValueError(f"{what} names unknown task(s) {bad}; tasks: {TASK_NAMES}")
+        fractions = [b.fraction for b in self.label_budgets]
+        if len(set(fractions)) != len(fractions):
+            raise ValueError(f"label_budgets repeat a fraction: {fractions}")
+        bad = sorted(set(self.budget_tasks) - set(TASK_NAMES))
+        if bad:
+            raise ValueError(f"budget_tasks names unknown task(s) {bad}; tasks: {TASK_NAMES}")
         for task in self.tasks:
-            self.trainer_for(task)
+            for budget in self.budgets_for(task):
+                for pretrained in (True, False):
+                    self.trainer_for(task, pretrained=pretrained, budget=budget)
             split_task_options(self.task_options.get(task))
         # Keep the user's keys, with the values as the trainer reads them (e.g. a YAML `no`).
         shared = TrainerConfig.from_dict({**self.trainer, "output_dir": self.output_dir})
         self.trainer = {key: shared.to_dict()[key] for key in self.trainer}
 
-    def trainer_for(self, task: str) -> dict[str, Any]:
-        """The TrainerConfig fields of ``task`` (validated), without ``output_dir``."""
+    def budgets_for(self, task: str) -> list[float]:
+        """The label budgets ``task`` is fine-tuned at, smallest first (always the full one)."""
+        fractions = {FULL_BUDGET}
+        if task in self.budget_tasks:
+            fractions |= {b.fraction for b in self.label_budgets}
+        return sorted(fractions)
+
+    def trainer_for(
+        self, task: str, *, pretrained: bool = False, budget: float = FULL_BUDGET
+    ) -> dict[str, Any]:
+        """The TrainerConfig fields (validated, without ``output_dir``) of ``task`` at ``budget``:
+        ``trainer``, then ``pretrained.trainer`` for a pre-trained backbone, then
+        ``task_trainer[task]``, then the budget's overrides."""
         from robust_mmr_pipeline.engine import TrainerConfig
 
-        merged = {**self.trainer, **self.task_trainer.get(task, {})}
+        overrides = {b.fraction: b.trainer for b in self.label_budgets}
+        merged = {
+            **self.trainer,
+            **(self.pretrained.trainer if pretrained else {}),
+            **self.task_trainer.get(task, {}),
+            **overrides.get(budget, {}),
+        }
         TrainerConfig.from_dict({**merged, "output_dir": self.task_dir(task)})
         return merged
 
-    def task_dir(self, task: str) -> str:
-        return f"{self.output_dir}/{task}"
+    def task_dir(self, task: str, budget: float = FULL_BUDGET) -> str:
+        """Checkpoints of ``task``: ``<output_dir>/<task>`` at the full budget, else
+        ``<output_dir>/budget_<percent>/<task>``."""
+        if budget >= FULL_BUDGET:
+            return f"{self.output_dir}/{task}"
+        return f"{self.output_dir}/budget_{100 * budget:g}pct/{task}"

@@ -2,7 +2,11 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from robust_mmr_pipeline.pipelines.finetune.nodes import finetune_reference, finetune_tasks
+from robust_mmr_pipeline.pipelines.finetune.nodes import (
+    finetune_plain_reference,
+    finetune_reference,
+    finetune_tasks,
+)
 
 # Both nodes read the same tables, cache, tokenizer and backbone manifest: the reference runs
 # the same recipe from random weights.
@@ -31,6 +35,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=FINETUNE_INPUTS,
                 outputs="finetune_reference_manifest",
                 name="finetune_reference",
+            ),
+            node(
+                finetune_plain_reference,
+                inputs=FINETUNE_INPUTS,
+                outputs="finetune_plain_manifest",
+                name="finetune_plain_reference",
             ),
         ]
     )

@@ -29,6 +29,7 @@ class SourceSpec:
     enabled: bool = True
     qa_statements: bool = True
     max_bad_fraction: float | None = None
+    role: Literal["labeled", "corpus"] = "labeled"
 
     @property
     def source_name(self) -> str:
@@ -79,6 +80,11 @@ class IngestionParams:
         for spec in self.sources:
             if spec.source_name in self.roots:
                 spec.root = str(self.roots[spec.source_name])
+
+    @property
+    def corpus_sources(self) -> list[str]:
+        """Names of the enabled sources that are unlabeled pre-training corpora."""
+        return [s.source_name for s in self.sources if s.enabled and s.role == "corpus"]
 
     def bad_fraction_of(self, spec: SourceSpec) -> float:
         """The tolerated fraction of rejected records of ``spec``."""

@@ -47,14 +47,22 @@ def build_image_cache(
 
 def pretrain_model(
     split_pairs: pd.DataFrame,
+    split_vqa: pd.DataFrame,
+    split_classification: pd.DataFrame,
     image_cache: dict[str, Any],
     tokenizer: Any,
     parameters: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame, Any]:
-    """Train the configured preset; returns the checkpoint manifest, loss history and plot."""
+    """Train the configured preset, watched on validation (``pretrain.watch``: held-out
+    losses and a frozen-feature probe on the labeled val rows); returns the checkpoint
+    manifest (the checkpoint chosen on the probe), loss history and plot."""
     params = parse(PretrainParams, parameters, "pretrain")
     pairs = recipe.select_training_pairs(split_pairs, params.protocol, params.text_kinds)
     config = recipe.build_model_config(params.preset, params.size, params.model, tokenizer)
+    watch = recipe.build_watch(
+        params, split_pairs, {"vqa": split_vqa, "classification": split_classification},
+        image_cache["cache_dir"], tokenizer, config,
+    )  # fmt: skip
     summary, losses = recipe.run_pretraining(
         pairs,
         image_cache["cache_dir"],
@@ -64,8 +72,12 @@ def pretrain_model(
         params.run_dir,
         init_checkpoint=params.init_checkpoint,
         register_as=f"robust_mmr_pipeline-{params.preset}" if params.register_model else None,
+        watch=watch,
+        watch_every=params.watch.every,
+        select_best=params.watch.select_best,
     )
-    figure = recipe.loss_figure(losses, f"pre-training losses ({params.preset})")
+    history = (summary.watch or {}).get("history")
+    figure = recipe.loss_figure(losses, f"pre-training losses ({params.preset})", history)
     return summary.as_dict(), pd.DataFrame(losses), figure
 
 

@@ -20,6 +20,30 @@ class ImageCacheParams:
 
 
 @dataclass
+class WatchParams:
+    """Pre-training watched on validation (recipes/pretrain_watch.py): every ``every`` steps
+    (0: off) and at the end, the held-out losses on up to ``max_val_pairs`` val pairs of the
+    pre-training protocol and a frozen-feature probe of ``probe_task`` (fitted on
+    ``probe_train_fraction`` of ``probe_protocol``'s train rows, by image, scored on its val
+    rows). ``select_best``: fine-tuning gets the checkpoint with the best probe accuracy."""
+
+    every: int = 0
+    probe_task: Literal["vqa", "classification"] | None = "vqa"
+    probe_protocol: str = "in_domain"
+    probe_train_fraction: float = 0.1
+    max_val_pairs: int = 256
+    select_best: bool = True
+
+    def __post_init__(self) -> None:
+        if self.every < 0:
+            raise ValueError(f"watch.every must be >= 0 (0: off), got {self.every}")
+        if not 0.0 < self.probe_train_fraction <= 1.0:
+            raise ValueError(
+                f"watch.probe_train_fraction must lie in (0, 1], got {self.probe_train_fraction}"
+            )
+
+
+@dataclass
 class PretrainParams:
     """One pre-training run.
 
@@ -27,11 +51,12 @@ class PretrainParams:
     model; ``model`` overrides single fields of ModelConfig (e.g. objective weights);
     ``trainer`` holds TrainerConfig fields. ``init_checkpoint`` is a local checkpoint folder
     whose weights initialise the model (users with pretrained weights; never downloaded).
+    ``watch``: validation during pre-training and the choice of the checkpoint handed on.
     """
 
     preset: str = "robust_mmr"
     size: str = "small"
-    protocol: str = "cross_domain"
+    protocol: str = "pretrain"
     text_kinds: list[str] = field(default_factory=lambda: ["report", "caption"])
     model: dict[str, Any] = field(default_factory=dict)
     trainer: dict[str, Any] = field(default_factory=dict)
@@ -40,6 +65,7 @@ class PretrainParams:
     output_dir: str = "data/06_models/pretrain"
     init_checkpoint: str | None = None
     register_model: bool = True
+    watch: WatchParams = field(default_factory=WatchParams)
 
     def __post_init__(self) -> None:
         # Building the configs validates every field name and value before the run starts.

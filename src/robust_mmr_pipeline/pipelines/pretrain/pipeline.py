@@ -26,7 +26,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 pretrain_model,
-                inputs=["split_pairs", "image_cache", "tokenizer", "params:pretrain"],
+                inputs=[
+                    "split_pairs",
+                    "split_vqa",
+                    "split_classification",
+                    "image_cache",
+                    "tokenizer",
+                    "params:pretrain",
+                ],
                 outputs=["pretrain_checkpoint", "pretrain_losses", "pretrain_loss_plot"],
                 name="pretrain_model",
             ),

@@ -203,6 +203,11 @@ class SynthRadConfig:
     studies without findings; secondary_finding_prob: chance an abnormal study has a second
     finding of its family. split_fractions: train / val / test shares of the per-study hash.
     png_compress_level: zlib level of the written PNGs (low is fast).
+
+    corpus: an UNLABELED pre-training corpus instead of a labeled cohort: ``n_studies`` studies
+    of the training sites only (studies drawn at a held-out site are skipped, never generated
+    into the corpus), each an image with its report and caption; no QA, no label rows. Give it
+    its own ``seed`` and source name, so its studies are not the labeled cohort's.
     """
 
     n_studies: int = 1000
@@ -219,9 +224,12 @@ class SynthRadConfig:
         default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2}
     )
     png_compress_level: int = 1
+    corpus: bool = False
 
     def __post_init__(self) -> None:
         owner = "SynthRadConfig"
+        if not isinstance(self.corpus, bool):
+            raise ValueError(f"{owner}: corpus must be true or false, got {self.corpus!r}.")
         if not _is_int(self.n_studies) or self.n_studies < 1:
             raise ValueError(f"{owner}: n_studies must be an integer >= 1, got {self.n_studies!r}.")
         if not _is_int(self.image_size) or not 32 <= self.image_size <= 1024:

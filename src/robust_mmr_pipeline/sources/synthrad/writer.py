@@ -73,6 +73,8 @@ def write_synthrad(
     pair_id ``synthrad:000042:report`` / ``:caption``, qid ``synthrad:000042:q03``; the
     ``source`` column is ``source_name`` (distinct names keep two cohorts' ids apart). Splits
     come from the per-study hash (held-out sites: ``test``), shared by all of a study's rows.
+    A ``config.corpus`` writes images and pairs only, of the first ``n_studies`` studies drawn
+    at a training site (the held-out sites' indices are skipped).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,11 +87,11 @@ def write_synthrad(
     chunk = block_size(config.image_size) * _CHUNK_BLOCKS
     made_dirs: set[Path] = set()
     with _atomic_text_file(out_dir / GROUND_TRUTH) as truth:
-        for start in range(0, config.n_studies, chunk):
-            stop = min(config.n_studies, start + chunk)
-            images, records = generate_studies(config, range(start, stop))
+        for images, records in _studies(config, chunk):
             for pixels, record in zip(images, records, strict=True):
                 record["image_id"] = image_id(record["index"], source_name)
+                if config.corpus:  # unlabeled: no QA, no label reach the tables or the truth file
+                    del record["qa"], record["label"]
                 rel = image_path(record["index"])
                 target = out_dir / rel
                 if target.parent not in made_dirs:
@@ -105,10 +107,28 @@ def write_synthrad(
     return SourceTables(
         **{
             name: conform(pd.DataFrame(table), name, origin=f"{source_name} ({out_dir})")
+            if table
+            else empty(name)
             for name, table in rows.items()
         },
         rejects=empty("rejects"),
     )
+
+
+def _studies(config: SynthRadConfig, chunk: int) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """``(images, records)`` chunks of the studies to write: indices ``0..n_studies-1``, or for a
+    corpus the first ``n_studies`` indices whose study is drawn at a training site."""
+    if not config.corpus:
+        for start in range(0, config.n_studies, chunk):
+            yield generate_studies(config, range(start, min(config.n_studies, start + chunk)))
+        return
+    written, start = 0, 0
+    while written < config.n_studies:
+        images, records = generate_studies(config, range(start, start + chunk))
+        keep = [k for k, r in enumerate(records) if not r["held_out"]][: config.n_studies - written]
+        written += len(keep)
+        start += chunk
+        yield images[keep], [records[k] for k in keep]
 
 
 def _add_rows(
@@ -143,6 +163,8 @@ def _add_rows(
                 "style": record["style"],
             }
         )
+    if "qa" not in record:  # a corpus study: image and pairs only
+        return
     for q, item in enumerate(record["qa"]):
         rows["vqa"].append({"qid": f"{iid}:q{q:02d}", "image_id": iid, **item, "split": split})
     rows["classification"].append(
