@@ -82,11 +82,26 @@ def test_finetune_then_evaluation_writes_report_metrics_and_plots(
             verdict = summary[task]["verdict"][condition]
             assert verdict["reference"] in summary[task]["references"]
             assert verdict["difference_ci_low"] <= verdict["difference"]
+    # every model at every label budget (test env: 50 % and 100 %) on the same test rows
+    efficiency = pd.read_csv(reporting / "label_efficiency.csv")
+    scores = efficiency[~efficiency["metric"].str.startswith("diff_")]
+    assert set(scores["budget"]) == {"50%", "100%"}
+    assert set(scores["task"]) == {"vqa", "classification"}
+    assert {"ours", "from_scratch", "frozen_backbone", "frozen_random"} <= set(scores["model"])
+    assert set(scores.loc[scores["budget"] == "50%", "model"]) >= {"plain_ft"}
+    rows_per_budget = scores.groupby(["task", "budget"])["train_rows"].first().unstack()
+    assert (rows_per_budget["50%"] < rows_per_budget["100%"]).all()
+    assert scores["value"].between(0, 1).all()
+    assert {"diff_overall_vs_from_scratch", "diff_accuracy_vs_frozen_random"} <= set(
+        efficiency["metric"]
+    )
     html = (reporting / "robustness_report.html").read_text()
     # what a reader came for first: the headline cards, then the figures, then the tables
     assert html.index('id="headline"') < html.index("<figure") < html.index("<details")
-    # severity, domains, retrieval ranks and the fine-tuning validation curves
-    assert html.count("data:image/png;base64,") == 4
+    # label efficiency, severity, domains, retrieval ranks and the fine-tuning validation curves
+    assert html.count("data:image/png;base64,") == 5
+    # the label-efficiency table leads the long tables (does pre-training pay?)
+    assert html.index("Label efficiency") < html.index("Ours minus each reference")
     assert "cross-domain test (held-out domain)" in html
     markdown = (reporting / "robustness_report.md").read_text()
     assert "robustness_severity.png" in markdown and "| vqa |" in markdown
@@ -97,6 +112,7 @@ def test_finetune_then_evaluation_writes_report_metrics_and_plots(
         for section in markdown.split("\n## ")[1:4]:  # the per-task headline tables
             assert section.count(label) <= 1, section
     for name in (
+        "label_efficiency",
         "robustness_severity",
         "robustness_domains",
         "robustness_retrieval_ranks",
