@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,13 +69,20 @@ def continued_checkpoint(
     weights from its checkpoint. Either way the token embeddings are indexed by the ids of the
     tokenizer stored with it.
     """
-    from robust_mmr_pipeline.engine import TrainerConfig, latest_checkpoint, resolve_checkpoint
+    from robust_mmr_pipeline.engine import (
+        TrainerConfig,
+        latest_checkpoint,
+        resolve_checkpoint,
+        start_run,
+    )
 
     config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
     if config.resume_from:
         return resolve_checkpoint(config.resume_from)
     if config.resume:
-        found = latest_checkpoint(Path(output_dir) / "checkpoints")
+        # an unfinished replacement run (in <output_dir>/.next-run) or the run itself
+        target = start_run(output_dir, resume=True, prepare=False)
+        found = latest_checkpoint(target.write_dir / "checkpoints")
         if found is not None:
             return found
     return resolve_checkpoint(init_checkpoint) if init_checkpoint else None
@@ -173,7 +181,6 @@ def run_pretraining(
     trainer: Mapping[str, Any],
     output_dir: str,
     init_checkpoint: str | None = None,
-    fresh_start: bool = True,
     log_to_mlflow: bool = True,
     register_as: str | None = None,
 ) -> tuple[PretrainSummary, list[dict[str, float]]]:
@@ -181,10 +188,13 @@ def run_pretraining(
 
     ``init_checkpoint``: a local checkpoint (ours, or one written elsewhere) whose weights
     initialise the model before training; ``tokenizer`` must be the one stored with it, if any
-    (and with the resumed checkpoint when the trainer resumes). ``fresh_start``: earlier
-    checkpoints of ``output_dir`` are replaced unless the trainer config asks to resume; they
-    are deleted only once this run has written its first checkpoint, so a run that fails
-    before (a bad model setting) leaves them, and the manifests pointing at them, intact.
+    (and with the resumed checkpoint when the trainer resumes). Unless the trainer config
+    asks to resume, a run in an ``output_dir`` holding an earlier run's checkpoints replaces
+    them: it trains beside them (``<output_dir>/.next-run``) and is published once its final
+    checkpoint is written, so a run that fails or is killed before leaves them, and the
+    manifests pointing at them, intact. The earlier run's folders left after publishing are
+    deleted by :func:`robust_mmr_pipeline.engine.retire_replaced` once the manifest naming the
+    new checkpoint is saved (the pipeline's hook does it).
     """
     import torch
 
@@ -198,7 +208,7 @@ def run_pretraining(
         TrainerConfig,
         domain_vocabulary,
         load_model_weights,
-        supersede_checkpoints,
+        start_run,
         train,
     )
     from robust_mmr_pipeline.engine.checkpoint import check_tokenizer_matches
@@ -207,16 +217,15 @@ def run_pretraining(
 
     config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
     config.validate()
-    checkpoints = Path(output_dir) / "checkpoints"
-    if fresh_start and not (config.resume or config.resume_from):
-        marked = supersede_checkpoints(checkpoints)
-        if marked:
-            logger.info(
-                "Fresh pre-training run: the %d earlier checkpoint(s) in %s are replaced once "
-                "this run has written its first one.",
-                marked,
-                checkpoints,
-            )
+    target = start_run(output_dir, resume=config.resume, resume_from=config.resume_from)
+    if target.staged:
+        logger.info(
+            "Pre-training replaces the run in %s: it trains in %s and takes its place once "
+            "its final checkpoint is written.",
+            output_dir,
+            target.write_dir,
+        )
+    config = dataclasses.replace(config, output_dir=str(target.write_dir))
 
     torch.manual_seed(config.seed)  # the initial weights depend on the seed, like the data order
     model = MMRModel(model_config)
@@ -238,9 +247,10 @@ def run_pretraining(
     loggers = CompositeLogger(memory, MLflowLogger() if log_to_mlflow else None)
     loggers.log_params({"model": model_config.to_dict(), "trainer": dict(trainer)})
     result = train(model, dataset, config, collate, tokenizer=tokenizer, logger=loggers)
+    target.publish()
     first, last = _first_last(result.losses)
     summary = PretrainSummary(
-        checkpoint=str(result.checkpoint_dir),
+        checkpoint=str(target.final_path(result.checkpoint_dir)),
         preset=model_config.preset,
         step=result.step,
         samples_per_s=result.samples_per_s,
