@@ -316,16 +316,16 @@ def finetune_task(
 
 
 def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = None) -> Any:
-    """The ModelConfig saved with a checkpoint (``model.json``), with ``overrides`` merged."""
-    import json
+    """The ModelConfig saved with a checkpoint (``model.json``), with ``overrides`` merged.
 
+    ``model.json`` is read key by key (:func:`~robust_mmr_pipeline.engine.checkpoint.
+    read_model_meta`): an unknown key is a CheckpointError naming the checkpoint file."""
     from robust_mmr_pipeline.engine import resolve_checkpoint
+    from robust_mmr_pipeline.engine.checkpoint import read_model_meta
     from robust_mmr_pipeline.model import ModelConfig
     from robust_mmr_pipeline.model.config import deep_merge
 
-    path = resolve_checkpoint(checkpoint_dir)
-    meta = json.loads((path / "model.json").read_text(encoding="utf-8"))
-    config = meta["config"]
+    config = read_model_meta(resolve_checkpoint(checkpoint_dir))["config"]
     if "backbone" in config and "task" in config:  # a TaskModel checkpoint
         config = config["backbone"]
     return ModelConfig.from_dict(deep_merge(dict(config), dict(overrides or {})))
