@@ -31,6 +31,13 @@ import pandas as pd
 from PIL import UnidentifiedImageError
 
 from robust_mmr_pipeline.schema import SPLITS, SourceTables, conform, empty
+from robust_mmr_pipeline.textnorm import (
+    BIDI_FIX,
+    bidi_controls,
+    is_blank,
+    normalize_text,
+    text_problem,
+)
 from robust_mmr_pipeline.validation.images import (
     DEFAULT_MAX_PIXELS,
     open_image,
@@ -345,7 +352,8 @@ def record_problem(record: Any, required: FieldSpec, optional: FieldSpec | None 
     """Describe what is wrong with a JSON record (``""`` when it is well formed).
 
     ``required`` / ``optional`` map a field to its allowed Python types; booleans never count
-    as numbers, and required strings must not be blank.
+    as numbers, required strings must show something (zero-width characters alone are blank)
+    and no string may hold bidirectional controls (:mod:`robust_mmr_pipeline.textnorm`).
     """
     if not isinstance(record, dict):
         return f"record is a JSON {type(record).__name__}, expected an object"
@@ -359,8 +367,10 @@ def record_problem(record: Any, required: FieldSpec, optional: FieldSpec | None 
         if isinstance(value, bool) or not isinstance(value, kinds):
             expected = " or ".join(k.__name__ for k in kinds)
             return f"field {name!r} is a {type(value).__name__}, expected {expected}"
-        if name in required and isinstance(value, str) and not value.strip():
-            return f"field {name!r} is empty"
+        if isinstance(value, str) and bidi_controls(value):
+            return text_problem(value, f"field {name!r}")
+        if name in required and isinstance(value, str) and is_blank(value):
+            return text_problem(value, f"field {name!r}") or f"field {name!r} is empty"
     return ""
 
 
@@ -555,8 +565,20 @@ def label_problem(value: Any, column: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Strip and collapse runs of whitespace (tabs, newlines) to single spaces."""
-    return " ".join(text.split())
+    """NFC, invisible format characters removed, runs of white space (tabs, newlines) collapsed
+    to single spaces (:func:`robust_mmr_pipeline.textnorm.normalize_text`): a text made only of
+    zero-width characters comes out empty."""
+    return normalize_text(text)
+
+
+def blank_columns_problem(raw: Mapping[str, str], blank: list[str]) -> str:
+    """The bad-record reason of required columns that show nothing once cleaned, saying which
+    invisible characters a non-empty one was made of."""
+    details = [text_problem(raw[c], f"column {c!r}") for c in blank if raw[c].strip()]
+    details = [d for d in details if d]
+    return f"malformed record: column(s) {blank} are empty" + (
+        f" ({'; '.join(details)})" if details else ""
+    )
 
 
 def value_text(value: Any) -> str:
@@ -710,10 +732,10 @@ def read_csv_rows(
     """The data rows of a CSV file with a header row, as strings (no NA guessing).
 
     A header without one of ``columns`` raises IngestionError naming the columns present; a
-    row whose field count differs from the header's, or that holds bytes that are not UTF-8,
-    is returned with ``problem`` (and ``fix``) set, for the adapter to report as a bad record:
-    one bad byte costs its row, not the file. Blank rows are skipped; ``line`` is the row's
-    last line in the file (quoted fields may span lines).
+    row whose field count differs from the header's, that holds bytes that are not UTF-8 or a
+    bidirectional control character, is returned with ``problem`` (and ``fix``) set, for the
+    adapter to report as a bad record: one bad byte costs its row, not the file. Blank rows are
+    skipped; ``line`` is the row's last line in the file (quoted fields may span lines).
     """
     require_file(path, source, "annotation file", "point the source's root at the published copy")
     raw = path.read_bytes()
@@ -751,6 +773,16 @@ def read_csv_rows(
                 continue
             if not problem and len(cells) != len(header):
                 problem = f"the row has {len(cells)} fields, the header {len(header)}"
+            if not problem:
+                problem = next(
+                    (
+                        text_problem(cell, f"column {column!r}")
+                        for column, cell in zip(header, cells, strict=False)
+                        if bidi_controls(cell)
+                    ),
+                    "",
+                )
+                row_fix = BIDI_FIX if problem else row_fix
             values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
             rows.append(CsvRow(reader.line_num, values, problem, row_fix))
             first_line = reader.line_num + 1

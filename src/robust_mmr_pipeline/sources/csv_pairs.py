@@ -38,6 +38,7 @@ from robust_mmr_pipeline.sources._common import (
     ImageCatalog,
     OnBadRecord,
     SourceYield,
+    blank_columns_problem,
     canonical_split,
     check_name,
     check_policy,
@@ -160,7 +161,7 @@ def read(
             continue
         blank = [c for c in required if not values[c]]
         if blank:
-            bad.report(path, label, f"malformed record: column(s) {blank} are empty", _FIX_ROW)
+            bad.report(path, label, blank_columns_problem(row.values, blank), _FIX_ROW)
             continue
         if opts.label_column:
             missing_label = label_problem(values[opts.label_column], opts.label_column)

@@ -42,6 +42,7 @@ from robust_mmr_pipeline.sources._common import (
     ImageCatalog,
     OnBadRecord,
     SourceYield,
+    blank_columns_problem,
     canonical_split,
     check_name,
     check_policy,
@@ -134,16 +135,11 @@ def read(
             local_id = values[opts.id_column] if opts.id_column else f"{stem}-{index}"
             label = f"{local_id or '?'} (row {index + 1}, line {row.line})"
             if row.problem:
-                bad.report(path, label, f"malformed record: {row.problem}", _FIX_ROW)
+                bad.report(path, label, f"malformed record: {row.problem}", row.fix or _FIX_ROW)
                 continue
             blank = [c for c in columns if c != opts.domain_column and not values[c]]
             if blank:
-                bad.report(
-                    path,
-                    label,
-                    f"malformed record: column(s) {blank} are empty",
-                    _FIX_ROW,
-                )
+                bad.report(path, label, blank_columns_problem(row.values, blank), _FIX_ROW)
                 continue
             sample_id = f"{name}:{local_id}"
             if opts.id_column and not ids.first(sample_id, path, label):
