@@ -44,10 +44,10 @@ from robust_mmr_pipeline.sources._common import (
     check_policy,
     check_root,
     clean_text,
+    iter_csv_rows,
     label_problem,
     make_tables,
     parse_options,
-    read_csv_rows,
 )
 from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
 
@@ -144,7 +144,7 @@ def read(
         )
         if c
     ]
-    rows = read_csv_rows(path, name, columns, "use a CSV with a header row", opts.delimiter)
+    rows = iter_csv_rows(path, name, columns, "use a CSV with a header row", opts.delimiter)
     stem = PurePosixPath(opts.file).stem
     catalog = ImageCatalog(root, bad)
     ids = IdTracker(bad, "id")
@@ -205,6 +205,7 @@ def read(
             modality=meta["modality"].lower(),
             organ=meta["organ"].lower(),
             domain=meta["domain"],
+            annotation=path,
         ):
             continue
         vqa_row = _vqa_row(opts, values, record_id, image_id, split)

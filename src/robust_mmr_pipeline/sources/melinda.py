@@ -48,9 +48,9 @@ from robust_mmr_pipeline.sources._common import (
     check_policy,
     check_root,
     clean_text,
+    iter_csv_rows,
     make_tables,
     parse_options,
-    read_csv_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def read(
     pairs: list[dict[str, Any]] = []
     for file_split, file_name in sources:
         path = root / file_name
-        rows = read_csv_rows(path, name, columns, "use the MELINDA CSV files as released")
+        rows = iter_csv_rows(path, name, columns, "use the MELINDA CSV files as released")
         stem = PurePosixPath(file_name).stem
         for index, row in enumerate(rows):
             values = {c: clean_text(row.values[c]) for c in columns}
@@ -166,7 +166,7 @@ def read(
             if opts.require_images:
                 known = image_id in catalog
                 rel_path = PurePosixPath(opts.images_dir) / figure
-                if not catalog.add(image_id, rel_path, label, domain=domain):
+                if not catalog.add(image_id, rel_path, label, domain=domain, annotation=path):
                     continue
                 if known and catalog.get(image_id, "domain") != domain:
                     domain_conflicts.add(image_id)

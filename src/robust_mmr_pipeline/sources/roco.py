@@ -230,7 +230,14 @@ def read(
                 else:
                     file_name = f"{roco_id}.jpg"
                 rel_path = folder / opts.images_dir / file_name
-                if not catalog.add(image_id, rel_path, label, modality=modality, domain=modality):
+                if not catalog.add(
+                    image_id,
+                    rel_path,
+                    label,
+                    modality=modality,
+                    domain=modality,
+                    annotation=captions_path,
+                ):
                     continue
             pairs.append(
                 {

@@ -241,7 +241,7 @@ def read(
             continue
         image_id = f"{name}:{line.image}"
         rel_path = PurePosixPath(images_dirs[line.split]) / f"{line.image}{opts.image_extension}"
-        if not catalog.add(image_id, rel_path, label):
+        if not catalog.add(image_id, rel_path, label, annotation=line.path):
             continue
         if line.category == "organ":
             organs.setdefault(image_id, answer)

@@ -12,13 +12,18 @@ from robust_mmr_pipeline.sources.ingest import ingest_all
 
 
 def ingest_sources(
-    parameters: dict[str, Any], max_image_pixels: int
+    parameters: dict[str, Any], max_image_pixels: int, min_image_side: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """Read every configured source into the unified tables (+ rejects and image roots);
-    images above ``max_image_pixels`` (validation.images.max_pixels) are bad records."""
+    images above ``max_image_pixels`` (validation.images.max_pixels) or with a side below
+    ``min_image_side`` (validation.images.min_side) are bad records."""
     params = parse(IngestionParams, parameters, "ingestion")
     tables, roots = ingest_all(
-        params.sources, params.on_bad_record, params.bad_fraction_of, int(max_image_pixels)
+        params.sources,
+        params.on_bad_record,
+        params.bad_fraction_of,
+        int(max_image_pixels),
+        int(min_image_side),
     )
     return (tables.images, tables.pairs, tables.vqa, tables.classification, tables.rejects, roots)
 

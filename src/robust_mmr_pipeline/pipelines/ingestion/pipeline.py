@@ -10,8 +10,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 ingest_sources,
-                # one pixel limit for ingestion and validation (validation.images.max_pixels)
-                inputs=["params:ingestion", "params:validation.images.max_pixels"],
+                # one set of image limits for ingestion and validation (validation.images)
+                inputs=[
+                    "params:ingestion",
+                    "params:validation.images.max_pixels",
+                    "params:validation.images.min_side",
+                ],
                 outputs=["images", "pairs", "vqa", "classification", "rejects", "image_roots"],
                 name="ingest_sources",
             ),
