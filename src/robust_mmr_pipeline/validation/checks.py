@@ -50,9 +50,10 @@ CHECKS: dict[str, str] = {
     "source)",
     "class_min_count": "every classification label has at least validation.min_class_count "
     "rows available for training (split train or unassigned)",
-    "phi": "no identifier (names after a title or a patient cue, dates, ages over 89, phone, "
-    "SSN, MRN-like and account numbers, e-mail and street addresses) in the text columns of a "
-    "source not listed in validation.phi.allowed_sources",
+    "phi": "no identifier (names after a title, a patient or clinician cue or before an age and "
+    "sex, dates, ages over 89, phone, SSN, MRN-like, account and '#' numbers, e-mail and street "
+    "addresses) in the text columns of a source not listed in validation.phi.allowed_sources "
+    "(ingestion's guard quarantined the rows it found: they are in no table)",
     "phi_opted_out": "no identifier in the text columns of the sources listed in "
     "validation.phi.allowed_sources (reported for the record: those sources are opted out of "
     "the phi check)",
