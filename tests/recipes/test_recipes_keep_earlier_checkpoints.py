@@ -13,6 +13,7 @@ import pytest
 from robust_mmr_pipeline.engine import (
     list_checkpoints,
     load_model,
+    read_trainer_state,
     retire_replaced,
     verify_checkpoint,
 )
@@ -117,3 +118,42 @@ def test_finetuning_with_a_missing_backbone_keeps_the_earlier_checkpoints_and_be
     retire_replaced(out)  # what the pipeline's hook does once the manifest is saved
     left = sorted(str(p.relative_to(out)) for p in out.glob("*/step-*"))
     assert left == sorted(["checkpoints/step-00000003", "best/" + Path(second.checkpoint).name])
+
+
+def test_an_interrupted_finetuning_rerun_keeps_the_finished_run(
+    synthrad: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
+
+    vqa = synthrad["vqa"]
+    train, val = vqa[vqa["split"] == "train"], vqa[vqa["split"] == "val"]
+    out = tmp_path / "vqa"
+
+    def finetune(**trainer: object):
+        return finetune_recipe.finetune_task(
+            "vqa", train, val, synthrad["cache"], synthrad["tokenizer"], None,
+            _config(synthrad), {"answer_min_count": 1},
+            {**TRAINER, "eval_every": 1, **trainer}, str(out), log_to_mlflow=False,
+        )  # fmt: skip
+
+    def folders() -> dict:  # each checkpoint folder, as written (state and inode)
+        return {p: (read_trainer_state(p), p.stat().st_ino) for p in out.glob("*/step-*")}
+
+    first = finetune()
+    kept = folders()
+    evaluate = TaskEvaluator.evaluate
+    calls = []
+
+    def interrupted(self, *args, **kwargs):  # Ctrl-C during the second validation
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskEvaluator, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(max_steps=4)
+    # the replacement had written a checkpoint and a best/ of its own, beside the finished run
+    assert list((out / ".next-run" / "best").glob("step-*"))
+    assert folders() == kept
+    assert verify_checkpoint(first.checkpoint) == Path(first.checkpoint)
