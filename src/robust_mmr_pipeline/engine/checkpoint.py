@@ -670,7 +670,7 @@ class RunTarget:
 
     def publish(self) -> list[Path]:
         """Move the finished staged run into ``output_dir``; return the earlier run's folders
-        left to retire.
+        left to retire (on the main process; the others wait for it and get ``[]``).
 
         Folder by folder, each step checkpoint of the new run takes its place (a folder of the
         same name is exchanged atomically), then ``last`` points at the new run's latest. The
@@ -680,6 +680,15 @@ class RunTarget:
         """
         if not self.staged:
             return []
+        from accelerate import PartialState
+
+        state = PartialState()  # the training run's: every process has read what it needs
+        state.wait_for_everyone()
+        leftover = self._publish() if state.is_main_process else []
+        state.wait_for_everyone()
+        return leftover
+
+    def _publish(self) -> list[Path]:
         leftover: list[Path] = []
         for name in self.folders:
             staged, target = self.write_dir / name, self.output_dir / name
@@ -745,7 +754,9 @@ def start_run(
             return RunTarget(output_dir, staging, folders)
         return RunTarget(output_dir, output_dir, folders)
     replaces = any(_has_checkpoints(output_dir / name) for name in folders)
-    if prepare and staging.exists():
+    # one process discards (nothing is written there before the training run's first barrier)
+    main = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    if prepare and main and staging.exists():
         unfinished = [p.name for name in folders for _s, p in list_checkpoints(staging / name)]
         LOGGER.info(
             "Discarding an unfinished replacement run in %s (%s); the published run in %s is "
@@ -754,7 +765,7 @@ def start_run(
             ", ".join(unfinished) or "no checkpoint",
             output_dir,
         )
-        shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
     return RunTarget(output_dir, staging if replaces else output_dir, folders)
 
 
