@@ -181,3 +181,78 @@ def test_a_bad_record_raised_in_a_node_prints_without_traceback(
         "'NaN', a missing value",
         "Fix:",
     )
+
+
+@pytest.mark.slow
+def test_a_yaml_syntax_error_names_the_file_and_the_one_based_line(kedro_project: Path) -> None:
+    conf = kedro_project / "conf" / "test" / "parameters_finetune.yml"
+    conf.write_text(
+        "finetune:\n  trainer:\n    max_steps: 4\n    batch_size: [8\n    eval_every: 2\n",
+        encoding="utf-8",
+    )
+    result = _run(kedro_project, "--env=test", "--pipelines=ingestion")
+    output = _assert_clean_failure(
+        result,
+        f"The configuration file {conf} is not valid YAML: line 5, column 15: expected ',' or "
+        "']', but got ':' (while parsing a flow sequence at line 4)",
+        "  5 |     eval_every: 2",
+        "Fix: correct the YAML at that line",
+    )
+    assert "Running node" not in output
+
+
+def _pickled_weights(path: Path) -> Path:
+    """A torch file as many research checkpoints are: tensors plus a pickled object."""
+    import argparse
+
+    import torch
+
+    torch.save({"patch_embed.proj.weight": torch.zeros(2), "args": argparse.Namespace(lr=1)}, path)
+    return path
+
+
+def _checkpoint_with_unknown_key(folder: Path) -> Path:
+    """A real checkpoint of a tiny MMRModel whose model.json holds a misspelt key."""
+    import json
+
+    from robust_mmr_pipeline.engine import CheckpointContents, save_checkpoint
+    from robust_mmr_pipeline.model import MMRModel, apply_preset
+
+    tiny = {"vision": {"image_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1,
+                       "num_heads": 2},
+            "text": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                     "intermediate_size": 64, "vocab_size": 64},
+            "fusion": {"hidden_size": 32, "num_layers": 1, "num_heads": 2},
+            "decoder": {"hidden_size": 32, "depth": 1, "num_heads": 2}}  # fmt: skip
+    model = MMRModel(apply_preset("mmr", tiny, size="small"))
+    path = save_checkpoint(folder, 1, model, CheckpointContents(trainer_state={"step": 1}))
+    meta = json.loads((path / "model.json").read_text())
+    meta["config"]["vision"]["patch_sise"] = 8
+    (path / "model.json").write_text(json.dumps(meta))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["missing", "pickled", "init_missing", "init_unknown_key"])
+def test_a_bad_weight_source_stops_the_run_before_any_node(
+    kedro_project: Path, tmp_path: Path, case: str
+) -> None:
+    setting = "pretrain.model.vision.pretrained_path"
+    if case == "missing":
+        value = tmp_path / "no_such_vit.safetensors"
+        expected = [f"{setting} does not exist: {value}", "Fix: point"]
+    elif case == "pickled":
+        value = _pickled_weights(tmp_path / "vit.pt")
+        expected = [f"{setting} = {value} holds pickled Python objects", "safetensors"]
+    else:
+        setting = "pretrain.init_checkpoint"
+        if case == "init_missing":
+            value = tmp_path / "no_such_checkpoint"
+            expected = [f"{setting} = {value} is no usable checkpoint: No checkpoint found"]
+        else:
+            value = _checkpoint_with_unknown_key(tmp_path / "checkpoints")
+            expected = [f"{value}/model.json", "config.vision.patch_sise"]
+    # a full default run: the check comes before ingestion, the first node
+    result = _run(kedro_project, "--env=test", f"--params={setting}={value}")
+    output = _assert_clean_failure(result, "Error: ParameterError: ", *expected)
+    assert "weights_only" not in output and "Running node" not in output

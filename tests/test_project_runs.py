@@ -78,6 +78,10 @@ def test_the_cli_prints_the_refusal(kedro_project: Path) -> None:
     output = " ".join((proc.stdout + proc.stderr).split())
     assert "ProjectBusyError" in output and f"pid {os.getpid()}" in output
     assert "pipeline(s) pretrain (env test)" in output
+    # one paragraph, no traceback before it
+    assert "Traceback" not in output and "╭─" not in output, proc.stderr[-3000:]
+    error = (proc.stdout + proc.stderr).split("Error: ProjectBusyError: ", 1)[1]
+    assert len(error.splitlines()) <= 8, error
 
 
 def test_tuning_workers_share_the_project_but_nothing_else_does(tmp_path: Path) -> None:

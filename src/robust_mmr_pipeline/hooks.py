@@ -1,9 +1,11 @@
 """Project hooks: typed parameter validation and the data requirements check before a run, a
-summary of results after it, one run at a time per project (run lock), and no MLflow run left
-RUNNING by a dead process."""
+summary of results after it, one run at a time per project (run lock), no MLflow run left
+RUNNING by a dead or interrupted process, and a replaced run's checkpoints deleted only once
+no manifest names them."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -218,6 +220,31 @@ class RunSummaryHooks:
         except ImportError:
             pass
         print("\n".join(lines))  # noqa: T201 - the user-facing summary of `kedro run`
+
+
+def _named_checkpoints(data: Any) -> Iterator[str]:
+    """Every ``checkpoint`` path a manifest names (at any depth: fine-tuning lists its tasks)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "checkpoint" and isinstance(value, str) and value:
+                yield value
+            else:
+                yield from _named_checkpoints(value)
+
+
+class ReplacedCheckpointHooks:
+    """Delete the checkpoints a published run replaced once the manifest naming the new run is
+    saved (pretrain_checkpoint.json, finetune_manifest.json, ...): until then the old manifest
+    still names the earlier run's folders, which therefore stay (engine.checkpoint.RunTarget)."""
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        from robust_mmr_pipeline.engine.checkpoint import REPLACED_FILE, retire_replaced
+
+        for checkpoint in _named_checkpoints(data):
+            output_dir = Path(checkpoint).parent.parent  # <output_dir>/<checkpoints|best>/step-*
+            if (output_dir / REPLACED_FILE).is_file():
+                retire_replaced(output_dir)
 
 
 # ----------------------------------------------------------------------------- processes
@@ -494,16 +521,22 @@ def terminate_runs_of_dead_processes(client: Any, project: str) -> list[str]:
 
 
 class MlflowRunStateHooks:
-    """No MLflow run of this project stays RUNNING once its process is gone.
+    """No MLflow run of this project stays RUNNING once its process is gone, and none that was
+    interrupted is recorded FINISHED.
 
     Every run kedro-mlflow opens is tagged with its host, pid and process start; at the start of
     each later run, RUNNING runs whose process has ended (``kill -9``, a crash, a machine that
-    went down) are marked KILLED. A run that fails before its first node (an error in another
+    went down) are marked KILLED. A run interrupted while its pipeline runs (Ctrl-C, i.e.
+    SIGINT / KeyboardInterrupt, or a ``sys.exit`` from a node) would be ended FINISHED by
+    MLflow's exit handler: it is marked KILLED first, at exit (or when the same process starts
+    its next pipeline). A run that fails before its first node (an error in another
     ``before_pipeline_run`` hook, e.g. bad parameters) is ended FAILED at once.
     """
 
     def __init__(self) -> None:
         self._enabled = False
+        self._open_run: str | None = None  # the MLflow run of a pipeline that has not ended
+        self._exit_handler = False
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -520,6 +553,7 @@ class MlflowRunStateHooks:
             return (yield)
         import mlflow
 
+        self.end_interrupted_run()  # left by a pipeline of this process that never ended
         project = str(Path(run_params.get("project_path") or Path.cwd()).resolve())
         try:
             terminate_runs_of_dead_processes(mlflow.MlflowClient(), project)
@@ -528,15 +562,52 @@ class MlflowRunStateHooks:
         before = mlflow.active_run()
         try:
             result = yield
-        except BaseException:
+        except BaseException as exc:
             active = mlflow.active_run()
             if active is not None and (before is None or active.info.run_id != before.info.run_id):
-                mlflow.end_run(status="FAILED")
+                mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             raise
-        if mlflow.active_run() is not None:
+        active = mlflow.active_run()
+        if active is not None:
             me = ProcessRecord.current()
             tags = {TAG_HOST: me.host, TAG_PID: str(me.pid), TAG_PROJECT: project}
             if me.started is not None:
                 tags[TAG_PROCESS_START] = me.started
             mlflow.set_tags(tags)
+            self._open_run = active.info.run_id
+            if not self._exit_handler:
+                # registered after MLflow's own exit handler, so it runs before it
+                atexit.register(self.end_interrupted_run)
+                self._exit_handler = True
         return result
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._open_run = None
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._open_run = None  # kedro-mlflow ends it FAILED
+
+    def end_interrupted_run(self) -> None:
+        """Mark KILLED the MLflow run (and the nested runs still open inside it) of a pipeline
+        that neither finished nor failed: it was interrupted."""
+        if self._open_run is None:
+            return
+        import mlflow
+
+        run_id, self._open_run = self._open_run, None
+        reason = (
+            f"interrupted (Ctrl-C / KeyboardInterrupt, or an exit) in process {os.getpid()} "
+            "before the pipeline ended"
+        )
+        logger.warning("MLflow run %s was interrupted: marking it KILLED.", run_id)
+        client = mlflow.MlflowClient()
+        while (active := mlflow.active_run()) is not None:  # nested runs first, then the run
+            client.set_tag(active.info.run_id, TAG_KILLED, reason)
+            mlflow.end_run(status="KILLED")
+            if active.info.run_id == run_id:
+                return
+        if client.get_run(run_id).info.status == "RUNNING":  # no longer the active run
+            client.set_tag(run_id, TAG_KILLED, reason)
+            client.set_terminated(run_id, status="KILLED")

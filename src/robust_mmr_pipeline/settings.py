@@ -17,6 +17,7 @@ from robust_mmr_pipeline.hooks import (
     MlflowRunStateHooks,
     ParameterValidationHooks,
     ProjectRunLockHooks,
+    ReplacedCheckpointHooks,
     RunSummaryHooks,
 )
 
@@ -39,6 +40,7 @@ HOOKS = (
     # One run per project at a time; tuning workers may share it (they join one Optuna study).
     ProjectRunLockHooks(shared_pipelines=("tuning",)),
     MlflowRunStateHooks(),
+    ReplacedCheckpointHooks(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

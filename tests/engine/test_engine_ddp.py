@@ -60,3 +60,30 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     # predict gathers across processes, drops the padding duplicates, keeps the order
     assert len(ddp["predictions"]) == 10
     np.testing.assert_allclose(ddp["predictions"], single["predictions"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_replace_a_run_and_publish_it_once(tmp_path: Path) -> None:
+    from robust_mmr_pipeline.engine import list_checkpoints, read_trainer_state
+
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    script = Path(__file__).resolve().parent / "ddp_replace_script.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    for steps in (3, 2):  # a first run, then a replacement (trained in .next-run, published)
+        done = subprocess.run(
+            [*launch, "2", str(script), str(tmp_path), str(steps)],
+            env=env, capture_output=True, text=True, timeout=240, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first = json.loads((tmp_path / "result-3.json").read_text())
+    second = json.loads((tmp_path / "result-2.json").read_text())
+    root = tmp_path / "run" / "checkpoints"
+    assert not first["staged"] and second["staged"]
+    assert second["final"] == str(root / "step-00000002") and second["leftover"] == [
+        "step-00000003"
+    ]
+    assert not (tmp_path / "run" / ".next-run").exists()
+    assert [step for step, _ in list_checkpoints(root)] == [1, 2, 3]
+    assert read_trainer_state(root / "step-00000002")["max_steps"] == 2  # the replacement's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from robust_mmr_pipeline.model.masking import random_patch_mask
 from robust_mmr_pipeline.model.memory import CrossModalMemory
 from robust_mmr_pipeline.model.text import TextEncoder
 from robust_mmr_pipeline.model.vision import VisionEncoder
+from robust_mmr_pipeline.model.weights import WeightFileError
 
 
 def test_vision_encoder_drops_masked_patches(config_factory) -> None:
@@ -64,6 +66,20 @@ def test_pretrained_path_errors(config_factory, tmp_path: Path) -> None:
     torch.save({"something": torch.zeros(2)}, bad)
     with pytest.raises(ValueError, match="no ViT weight"):
         VisionEncoder(config_factory(overrides={"vision": {"pretrained_path": str(bad)}}).vision)
+    # pickled objects besides tensors: refused with the fix, never unpickled
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"w": torch.zeros(2), "args": argparse.Namespace(lr=1.0)}, pickled)
+    with pytest.raises(WeightFileError, match="holds pickled Python objects") as caught:
+        VisionEncoder(
+            config_factory(overrides={"vision": {"pretrained_path": str(pickled)}}).vision
+        )
+    assert "weights_only" not in str(caught.value) and "Fix:" in str(caught.value)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightFileError, match="not a readable safetensors file"):
+        VisionEncoder(
+            config_factory(overrides={"vision": {"pretrained_path": str(garbage)}}).vision
+        )
 
 
 def test_text_pretrained_path(config_factory, tmp_path: Path) -> None:

@@ -53,5 +53,7 @@ def pretrained_upstream(tmp_path_factory: pytest.TempPathFactory, mlflow_templat
 @pytest.fixture
 def chain_project(kedro_project: Path, pretrained_upstream: Path) -> Path:
     """The per-test project copy holding the upstream outputs (pre-trained checkpoint)."""
-    shutil.copytree(pretrained_upstream / "data", kedro_project / "data", dirs_exist_ok=True)
+    shutil.copytree(
+        pretrained_upstream / "data", kedro_project / "data", symlinks=True, dirs_exist_ok=True
+    )
     return kedro_project

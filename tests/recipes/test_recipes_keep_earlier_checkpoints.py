@@ -1,6 +1,6 @@
 """Nothing good is deleted before the new thing exists: a pre-training or fine-tuning run whose
 model cannot be built leaves the earlier run's checkpoints (and what points at them) intact; a
-run that works replaces them once it has written its own first checkpoint."""
+run that works replaces them once it has finished."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robust_mmr_pipeline.engine import list_checkpoints, load_model, verify_checkpoint
+from robust_mmr_pipeline.engine import (
+    list_checkpoints,
+    load_model,
+    read_trainer_state,
+    retire_replaced,
+    verify_checkpoint,
+)
 from robust_mmr_pipeline.recipes import finetune as finetune_recipe
 from robust_mmr_pipeline.recipes import pretrain as recipe
 from robust_mmr_pipeline.sources.synthrad import SynthRadConfig, write_synthrad
@@ -75,8 +81,12 @@ def test_pretraining_with_a_bad_pretrained_path_keeps_the_earlier_checkpoints(
     model, tokenizer, _meta = load_model(pointed)
     assert tokenizer is not None and len(tokenizer) == model.config.text.vocab_size
 
-    # a run that works replaces them, after writing its own first checkpoint
+    # a run that works replaces them once finished; the earlier run's folders go once the
+    # manifest names the new checkpoint (the pipeline's hook retires them after saving it)
     summary, _ = _pretrain(synthrad, run_dir, _config(synthrad), max_steps=3, checkpoint_every=3)
+    assert verify_checkpoint(pointed) == Path(pointed)
+    manifest.write_text(json.dumps(summary.as_dict()))
+    retire_replaced(run_dir)
     assert [path.name for _, path in list_checkpoints(root)] == ["step-00000003"]
     assert summary.checkpoint == str(root / "step-00000003")
 
@@ -105,5 +115,45 @@ def test_finetuning_with_a_missing_backbone_keeps_the_earlier_checkpoints_and_be
     assert verify_checkpoint(first.checkpoint) == Path(first.checkpoint)
 
     second = finetune(None, max_steps=3, checkpoint_every=3)
+    retire_replaced(out)  # what the pipeline's hook does once the manifest is saved
     left = sorted(str(p.relative_to(out)) for p in out.glob("*/step-*"))
     assert left == sorted(["checkpoints/step-00000003", "best/" + Path(second.checkpoint).name])
+
+
+def test_an_interrupted_finetuning_rerun_keeps_the_finished_run(
+    synthrad: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
+
+    vqa = synthrad["vqa"]
+    train, val = vqa[vqa["split"] == "train"], vqa[vqa["split"] == "val"]
+    out = tmp_path / "vqa"
+
+    def finetune(**trainer: object):
+        return finetune_recipe.finetune_task(
+            "vqa", train, val, synthrad["cache"], synthrad["tokenizer"], None,
+            _config(synthrad), {"answer_min_count": 1},
+            {**TRAINER, "eval_every": 1, **trainer}, str(out), log_to_mlflow=False,
+        )  # fmt: skip
+
+    def folders() -> dict:  # each checkpoint folder, as written (state and inode)
+        return {p: (read_trainer_state(p), p.stat().st_ino) for p in out.glob("*/step-*")}
+
+    first = finetune()
+    kept = folders()
+    evaluate = TaskEvaluator.evaluate
+    calls = []
+
+    def interrupted(self, *args, **kwargs):  # Ctrl-C during the second validation
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskEvaluator, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(max_steps=4)
+    # the replacement had written a checkpoint and a best/ of its own, beside the finished run
+    assert list((out / ".next-run" / "best").glob("step-*"))
+    assert folders() == kept
+    assert verify_checkpoint(first.checkpoint) == Path(first.checkpoint)

@@ -159,3 +159,51 @@ def test_bad_byte_in_the_header_stops_even_under_drop(tmp_path: Path) -> None:
     path.write_bytes(b"id,imag\xe9,text\n1,a.png,x\n")
     with pytest.raises(IngestionError, match=r"header row .* byte 0xE9 at line 1, byte offset 7"):
         read_csv_rows(path, "src", ["id"], "fix it")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 200)])
+def test_an_image_below_the_minimum_side_is_a_bad_record(tmp_path: Path, size) -> None:
+    from fixtures import write_image
+
+    root = write_csv_pairs(tmp_path / "csv")
+    write_image(root / "img" / "dot.png", size=size)
+    _with_row(root, ["d1", "img/dot.png", "A dot.", "normal", "train", "site_a"])
+    tables = assert_bad_record(
+        csv_pairs.read,
+        root,
+        LABELLED,
+        f"image is too small: {size[0]} x {size[1]} pixels, a side below "
+        "validation.images.min_side = 4",
+        "dot.png",
+    )
+    with pytest.raises(IngestionError, match="replace it with the full image"):
+        csv_pairs.read(root, "src", LABELLED, "raise")
+    assert sorted(tables.classification["sample_id"]) == ["src:a1", "src:a2", "src:b1"]
+    with image_pixel_limit(64_000_000, min_side=1):  # the setting decides
+        assert len(csv_pairs.read(root, "src", LABELLED, "drop").rejects) == 0
+
+
+def test_an_absolute_image_path_names_the_csv_file(tmp_path: Path) -> None:
+    root = write_csv_pairs(tmp_path / "csv")
+    _with_row(root, ["x1", str(root / "img" / "a1.png"), "Film.", "normal", "train", "site_a"])
+    tables = assert_bad_record(csv_pairs.read, root, LABELLED, "is absolute", "pairs.csv")
+    assert tables.rejects.iloc[0]["file"] == str(root / "pairs.csv")
+    with pytest.raises(IngestionError, match=r"in \S*pairs\.csv: image path .* Fix: write image"):
+        csv_pairs.read(root, "src", LABELLED, "raise")
+
+
+def test_many_bad_rows_stream_into_the_rejects_table_in_order(tmp_path: Path) -> None:
+    from robust_mmr_pipeline.sources._common import BadRecords
+
+    rows = 2 * BadRecords.BATCH_ROWS + 5  # three batches, the last one partial
+    root = tmp_path / "csv"
+    root.mkdir()
+    lines = ["id,image,text"] + [f"{i},x" for i in range(rows)] + ["good,img.png,Fine."]
+    (root / "pairs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tables = csv_pairs.read(root, "src", {"id_column": "id", "require_images": False}, "drop")
+    rejects = tables.rejects
+    assert len(rejects) == rows and list(tables.pairs["pair_id"]) == ["src:good"]
+    assert rejects["record"].iloc[0] == "0 (row 1, line 2)"
+    assert rejects["record"].iloc[-1] == f"{rows - 1} (row {rows}, line {rows + 1})"
+    assert set(rejects["file"]) == {str(root / "pairs.csv")} and set(rejects["source"]) == {"src"}
+    assert set(rejects["reason"]) == {"malformed record: the row has 2 fields, the header 3"}

@@ -122,7 +122,7 @@ def test_phi_table_columns_and_extra_patterns() -> None:
             "id": "site:q1",
             "column": "question",
             "kind": "badge",
-            "match": "BDG-1234",
+            "masked": "B**-1***",  # never the identifier itself
         }
     ]
 
@@ -270,3 +270,34 @@ def test_gx_runs_ephemeral_and_writes_nothing(summary_in_empty_cwd) -> None:
     summary, written = summary_in_empty_cwd
     assert summary["great_expectations"].startswith("1.")
     assert written == []
+
+
+def test_the_guard_quarantines_flagged_rows_and_keeps_opted_out_sources() -> None:
+    from robust_mmr_pipeline.validation.phi import guard_tables
+
+    pairs = pd.DataFrame(
+        {
+            "pair_id": ["site:1", "site:q1:qa", "site:2", "open:1"],
+            "text": ["JOHN SMITH, 45M.", "Is #A1234567 a CT? yes.", "Clear lungs.", "Mr. Jones."],
+        }
+    )
+    vqa = pd.DataFrame({"qid": ["site:q1", "site:q2"], "question": ["Is #A1234567 a CT?", "Ok?"]})
+    tables, findings = guard_tables(
+        {"pairs": pairs, "vqa": vqa},
+        {"pairs": ["text"], "vqa": ["question"]},
+        {"pairs": "pair_id", "vqa": "qid"},
+        PHI_PATTERNS,
+        allowed_sources={"open"},
+    )
+    # flagged rows are out (a VQA row takes its QA statement along); opted-out rows stay
+    assert list(tables["pairs"]["pair_id"]) == ["site:2", "open:1"]
+    assert list(tables["vqa"]["qid"]) == ["site:q2"]
+    actions = dict(zip(findings["id"], findings["action"], strict=True))
+    assert actions == {
+        "open:1": "kept (source opted out)",
+        "site:1": "quarantined",
+        "site:q1:qa": "quarantined",
+        "site:q1": "quarantined",
+    }
+    cells = " ".join(findings.astype(str).to_numpy().ravel())
+    assert "SMITH" not in cells and "1234567" not in cells and "Jones" not in cells

@@ -59,8 +59,8 @@ class TrainerConfig:
     otherwise); ``resume_from`` names a checkpoint folder explicitly. Resuming restores weights,
     optimizer, scheduler position, RNG streams and data position; the optimizer settings of the
     current config (lr, head_lr_mult, weight_decay, betas, eps) win over the saved ones. A fresh
-    run refuses an ``output_dir`` that already holds checkpoints, unless they were marked with
-    ``supersede_checkpoints`` (then it deletes them after its own first checkpoint). A resumed
+    run refuses an ``output_dir`` that already holds checkpoints (``engine.start_run`` trains a
+    replacement beside them and publishes it once finished). A resumed
     run must be given the tokenizer saved with its checkpoint. To *initialise* a new run
     (fine-tuning) from pre-trained weights, load them with ``load_model`` instead.
 

@@ -64,14 +64,11 @@ from robust_mmr_pipeline.engine.checkpoint import (
     CheckpointError,
     check_tokenizer_matches,
     clean_stale_temporaries,
-    keep_superseded,
     list_checkpoints,
     load_model_weights,
     load_training_contents,
     model_metadata,
-    remove_superseded,
     save_checkpoint,
-    superseded_checkpoints,
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError
@@ -280,8 +277,6 @@ class _TrainingRun:
         self.last_eval_step: int | None = None
         self.train_time = 0.0
         self.run_samples = 0
-        # checkpoints of an earlier run, deleted once this run has written its first one
-        self.supersedes = False
 
     # ------------------------------------------------------------------ setup
     def _resume_dir(self) -> Path | None:
@@ -289,44 +284,19 @@ class _TrainingRun:
         if config.resume_from:
             return verify_checkpoint(config.resume_from)
         existing = list_checkpoints(self.root)
-        superseded = {path.resolve() for path in superseded_checkpoints(self.root)}
         if config.resume:
             if existing:
-                latest = verify_checkpoint(self.root)
-                if superseded and self.is_main:
-                    if latest.resolve() in superseded:
-                        # the replacing run never wrote a checkpoint: continue the earlier one
-                        keep_superseded(self.root)
-                    else:
-                        self._log_removed(remove_superseded(self.root))
-                return latest
+                return verify_checkpoint(self.root)
             LOGGER.info("resume=True but no checkpoint under %s: starting fresh.", self.root)
-            return None
-        if existing and all(path.resolve() in superseded for _, path in existing):
-            self.supersedes = True
-            LOGGER.info(
-                "Fresh run in %s: the %d checkpoint(s) of the earlier run stay until this run "
-                "has written its first one.",
-                self.root,
-                len(superseded),
-            )
             return None
         if existing:
             raise TrainerConfigError(
                 f"{self.root} already holds checkpoints ({existing[-1][1].name} ...) from an "
                 "earlier run. Set resume: true to continue it, or use a new output_dir (or delete "
-                "the folder) to start over."
+                "the folder) to start over; engine.start_run gives a fresh run that replaces it "
+                "once finished."
             )
-        self.supersedes = bool(superseded)  # e.g. only a best/ folder of the earlier run
         return None
-
-    def _log_removed(self, removed: list[Path]) -> None:
-        if removed:
-            LOGGER.info(
-                "Removed %d checkpoint(s) of the earlier run (%s), replaced by this run's.",
-                len(removed),
-                ", ".join(str(path) for path in removed),
-            )
 
     def setup(self) -> None:
         """Build optimizer/scheduler, prepare for the devices, restore a checkpoint if asked."""
@@ -523,10 +493,6 @@ class _TrainingRun:
             raise error
         assert path is not None
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
-        if self.supersedes:
-            if self.is_main:
-                self._log_removed(remove_superseded(self.root))
-            self.supersedes = False
         if self.logger is not None:
             self.logger.log_checkpoint(path, self.step, final)
         _kill_if_asked(self.step)
@@ -747,9 +713,9 @@ def train(
     every ``config.eval_every`` steps and at the end. ``clock`` (seconds, monotonic) times the
     training steps for the throughput figures.
 
-    A fresh run in an ``output_dir`` whose checkpoints were marked with
-    :func:`~robust_mmr_pipeline.engine.checkpoint.supersede_checkpoints` deletes them right after
-    writing its own first checkpoint (until then they stay usable).
+    A fresh run refuses an ``output_dir`` that holds checkpoints; to replace an earlier run
+    without ever deleting it early, train into the ``write_dir`` of
+    :func:`~robust_mmr_pipeline.engine.checkpoint.start_run` and publish it once finished.
 
     Raises :class:`NonFiniteLossError` when a loss term becomes NaN/inf (after making sure an
     intact checkpoint of the last good step exists), :class:`TrainerConfigError` for invalid

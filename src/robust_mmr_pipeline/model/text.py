@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from robust_mmr_pipeline.model.config import TextConfig
+from robust_mmr_pipeline.model.weights import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +103,10 @@ def load_text_checkpoint(model: nn.Module, path: Path) -> None:
 
     Raises:
         FileNotFoundError: the file does not exist.
+        WeightFileError: the file holds pickled objects or is not a weight file.
         ValueError: no weight matched, or encoder layer weights are missing.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"text.pretrained_path does not exist: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path), device="cpu")
-    else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = read_state_dict(path, "text.pretrained_path")
     if isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     ours = "text.model."

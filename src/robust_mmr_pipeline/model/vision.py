@@ -23,6 +23,7 @@ from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_
 from torch import Tensor, nn
 
 from robust_mmr_pipeline.model.config import VisionConfig
+from robust_mmr_pipeline.model.weights import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +121,11 @@ def load_vision_checkpoint(vit: VisionTransformer, path: str | Path) -> None:
 
     Raises:
         FileNotFoundError: the file does not exist.
+        WeightFileError: the file holds pickled objects or is not a weight file.
         ValueError: no encoder weight matched, or an encoder block weight is missing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"vision.pretrained_path does not exist: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path), device="cpu")
-    else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = read_state_dict(path, "vision.pretrained_path")
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -49,7 +49,6 @@ EXTRA_OPTIONS: dict[str, Any] = {
     "retrieval_k": 16,  # retrieval: contrastive top-k re-ranked by the ITM head
     "eval_batch_size": 64,
 }
-BEST_DIR = "best"
 
 
 @dataclass(frozen=True)
@@ -190,9 +189,11 @@ def finetune_task(
     model; None builds the backbone from ``model_config`` with random weights (the
     no-pretraining baseline). ``task_options``: TaskOptions fields plus ``head_hidden_dim``,
     ``head_dropout``, ``answer_min_count``, ``retrieval_k``, ``eval_batch_size``. ``trainer``:
-    TrainerConfig fields (``output_dir`` is set here). Earlier checkpoints of ``output_dir``
-    are removed unless the trainer resumes. The best checkpoint lands in
-    ``<output_dir>/best/step-XXXXXXXX`` (one kept).
+    TrainerConfig fields (``output_dir`` is set here). Unless the trainer resumes, a run in an
+    ``output_dir`` holding an earlier run replaces it only once finished: it trains in
+    ``<output_dir>/.next-run`` and is then published (see
+    :func:`robust_mmr_pipeline.engine.start_run`), so an interrupted run loses nothing. The best
+    checkpoint lands in ``<output_dir>/best/step-XXXXXXXX`` (one kept).
     """
     import torch
 
@@ -205,8 +206,10 @@ def finetune_task(
         TrainerConfig,
         read_trainer_state,
         save_checkpoint,
+        start_run,
         train,
     )
+    from robust_mmr_pipeline.engine.checkpoint import BEST_DIRNAME, CHECKPOINTS_DIRNAME
     from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
     from robust_mmr_pipeline.tasks import TaskCollator, TaskModel, select_best
 
@@ -221,14 +224,15 @@ def finetune_task(
     options, extras = split_task_options(task_options)
     label_names = task_vocabulary(task, train_rows, int(extras["answer_min_count"]))
     config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
-    root = Path(output_dir)
-    best_root = root / BEST_DIR
-    if not (config.resume or config.resume_from):
-        # The earlier run's checkpoints and best/ stay until this run has written its first
-        # checkpoint (the trainer deletes them then): a run that fails before loses nothing.
-        from robust_mmr_pipeline.engine import supersede_checkpoints
-
-        supersede_checkpoints(root / "checkpoints", extra_roots=[best_root])
+    # An earlier run's checkpoints and best/ stay untouched until this run has finished.
+    target = start_run(
+        output_dir,
+        resume=config.resume,
+        resume_from=config.resume_from,
+        folders=(CHECKPOINTS_DIRNAME, BEST_DIRNAME),
+    )
+    config = dataclasses.replace(config, output_dir=str(target.write_dir))
+    best_root = target.write_dir / BEST_DIRNAME
     torch.manual_seed(config.seed)
     build = {
         "label_names": label_names,
@@ -316,6 +320,8 @@ def finetune_task(
         raise RuntimeError(
             f"best validation step {selection.step} disagrees with the saved best {best['step']}"
         )
+    target.publish()
+    checkpoint = target.final_path(checkpoint)
     val_metrics = {
         k.removeprefix("val/"): float(v) for k, v in selection.record.items() if k != "step"
     }
@@ -336,16 +342,16 @@ def finetune_task(
 
 
 def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = None) -> Any:
-    """The ModelConfig saved with a checkpoint (``model.json``), with ``overrides`` merged."""
-    import json
+    """The ModelConfig saved with a checkpoint (``model.json``), with ``overrides`` merged.
 
+    ``model.json`` is read key by key (:func:`~robust_mmr_pipeline.engine.checkpoint.
+    read_model_meta`): an unknown key is a CheckpointError naming the checkpoint file."""
     from robust_mmr_pipeline.engine import resolve_checkpoint
+    from robust_mmr_pipeline.engine.checkpoint import read_model_meta
     from robust_mmr_pipeline.model import ModelConfig
     from robust_mmr_pipeline.model.config import deep_merge
 
-    path = resolve_checkpoint(checkpoint_dir)
-    meta = json.loads((path / "model.json").read_text(encoding="utf-8"))
-    config = meta["config"]
+    config = read_model_meta(resolve_checkpoint(checkpoint_dir))["config"]
     if "backbone" in config and "task" in config:  # a TaskModel checkpoint
         config = config["backbone"]
     return ModelConfig.from_dict(deep_merge(dict(config), dict(overrides or {})))

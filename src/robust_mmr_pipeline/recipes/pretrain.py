@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,13 +71,20 @@ def continued_checkpoint(
     weights from its checkpoint. Either way the token embeddings are indexed by the ids of the
     tokenizer stored with it.
     """
-    from robust_mmr_pipeline.engine import TrainerConfig, latest_checkpoint, resolve_checkpoint
+    from robust_mmr_pipeline.engine import (
+        TrainerConfig,
+        latest_checkpoint,
+        resolve_checkpoint,
+        start_run,
+    )
 
     config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
     if config.resume_from:
         return resolve_checkpoint(config.resume_from)
     if config.resume:
-        found = latest_checkpoint(Path(output_dir) / "checkpoints")
+        # an unfinished replacement run (in <output_dir>/.next-run) or the run itself
+        target = start_run(output_dir, resume=True, prepare=False)
+        found = latest_checkpoint(target.write_dir / "checkpoints")
         if found is not None:
             return found
     return resolve_checkpoint(init_checkpoint) if init_checkpoint else None
@@ -175,7 +183,6 @@ def run_pretraining(
     trainer: Mapping[str, Any],
     output_dir: str,
     init_checkpoint: str | None = None,
-    fresh_start: bool = True,
     log_to_mlflow: bool = True,
     register_as: str | None = None,
     watch: Any = None,
@@ -186,15 +193,19 @@ def run_pretraining(
 
     ``init_checkpoint``: a local checkpoint (ours, or one written elsewhere) whose weights
     initialise the model before training; ``tokenizer`` must be the one stored with it, if any
-    (and with the resumed checkpoint when the trainer resumes). ``fresh_start``: earlier
-    checkpoints of ``output_dir`` are replaced unless the trainer config asks to resume; they
-    are deleted only once this run has written its first checkpoint, so a run that fails
-    before (a bad model setting) leaves them, and the manifests pointing at them, intact.
+    (and with the resumed checkpoint when the trainer resumes). Unless the trainer config
+    asks to resume, a run in an ``output_dir`` holding an earlier run's checkpoints replaces
+    them: it trains beside them (``<output_dir>/.next-run``) and is published once its final
+    checkpoint is written, so a run that fails or is killed before leaves them, and the
+    manifests pointing at them, intact. The earlier run's folders left after publishing are
+    deleted by :func:`robust_mmr_pipeline.engine.retire_replaced` once the manifest naming the
+    new checkpoint is saved (the pipeline's hook does it).
 
     ``watch`` (a :class:`~robust_mmr_pipeline.recipes.pretrain_watch.PretrainWatch`) scores
     held-out losses and a frozen-feature probe every ``watch_every`` steps and at the end; with
     ``select_best`` the step with the best probe accuracy is kept under ``<output_dir>/best``
-    and is the summary's ``checkpoint`` (``last_checkpoint`` is the end of the run).
+    (published with the run) and is the summary's ``checkpoint`` (``last_checkpoint`` is the
+    end of the run).
     """
     import torch
 
@@ -210,10 +221,14 @@ def run_pretraining(
         domain_vocabulary,
         load_model_weights,
         save_checkpoint,
-        supersede_checkpoints,
+        start_run,
         train,
     )
-    from robust_mmr_pipeline.engine.checkpoint import check_tokenizer_matches
+    from robust_mmr_pipeline.engine.checkpoint import (
+        BEST_DIRNAME,
+        CHECKPOINTS_DIRNAME,
+        check_tokenizer_matches,
+    )
     from robust_mmr_pipeline.model import MMRModel
     from robust_mmr_pipeline.model.views import TextDegrader
 
@@ -222,17 +237,21 @@ def run_pretraining(
         settings["eval_every"] = watch_every
     config = TrainerConfig.from_dict({**settings, "output_dir": output_dir})
     config.validate()
-    checkpoints = Path(output_dir) / "checkpoints"
-    best_root = Path(output_dir) / "best"
-    if fresh_start and not (config.resume or config.resume_from):
-        marked = supersede_checkpoints(checkpoints, extra_roots=[best_root])
-        if marked:
-            logger.info(
-                "Fresh pre-training run: the %d earlier checkpoint(s) in %s are replaced once "
-                "this run has written its first one.",
-                marked,
-                checkpoints,
-            )
+    target = start_run(
+        output_dir,
+        resume=config.resume,
+        resume_from=config.resume_from,
+        folders=(CHECKPOINTS_DIRNAME, BEST_DIRNAME),
+    )
+    if target.staged:
+        logger.info(
+            "Pre-training replaces the run in %s: it trains in %s and takes its place once "
+            "its final checkpoint is written.",
+            output_dir,
+            target.write_dir,
+        )
+    config = dataclasses.replace(config, output_dir=str(target.write_dir))
+    best_root = target.write_dir / BEST_DIRNAME
 
     torch.manual_seed(config.seed)  # the initial weights depend on the seed, like the data order
     model = MMRModel(model_config)
@@ -273,6 +292,8 @@ def run_pretraining(
     result = train(
         model, dataset, config, collate, tokenizer=tokenizer, logger=loggers, eval_fn=eval_fn
     )
+    best_found = sorted(best_root.glob("step-*")) if watch is not None and select_best else []
+    target.publish()
     first, last = _first_last(result.losses)
     chosen = str(result.checkpoint_dir)
     watched = None
@@ -280,7 +301,6 @@ def run_pretraining(
         from robust_mmr_pipeline.recipes.pretrain_watch import watch_summary
 
         watched = {"history": result.eval_history, **watch_summary(result.eval_history)}
-        best_found = sorted(best_root.glob("step-*")) if select_best else []
         if best_found:
             chosen = str(best_found[-1])
             logger.info(
@@ -288,10 +308,10 @@ def run_pretraining(
                 "from %s.",
                 watched.get("best_step"),
                 watched.get("best_probe_accuracy", float("nan")),
-                chosen,
+                target.final_path(chosen),
             )
     summary = PretrainSummary(
-        checkpoint=chosen,
+        checkpoint=str(target.final_path(chosen)),
         preset=model_config.preset,
         step=result.step,
         samples_per_s=result.samples_per_s,
@@ -300,7 +320,7 @@ def run_pretraining(
         train_time_s=result.train_time_s,
         final_losses=last,
         first_losses=first,
-        last_checkpoint=str(result.checkpoint_dir),
+        last_checkpoint=str(target.final_path(result.checkpoint_dir)),
         watch=watched,
     )
     if log_to_mlflow and register_as:

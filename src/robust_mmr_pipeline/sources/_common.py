@@ -10,11 +10,9 @@ the line on a decode error (:func:`load_json`, :func:`read_text_lines`), record 
 
 from __future__ import annotations
 
-import codecs
 import csv
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import re
@@ -25,17 +23,27 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 from PIL import UnidentifiedImageError
 
-from robust_mmr_pipeline.schema import SPLITS, SourceTables, conform, empty
+from robust_mmr_pipeline.schema import SPLITS, TABLES, SourceTables, conform, empty
+from robust_mmr_pipeline.textnorm import (
+    BIDI_FIX,
+    bidi_controls,
+    is_blank,
+    normalize_text,
+    text_problem,
+)
 from robust_mmr_pipeline.validation.images import (
     DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIDE,
     open_image,
     outside_root,
     pixel_problem,
+    side_problem,
 )
 
 # raise: stop at the first bad record; drop: move every bad record to the rejects table;
@@ -58,12 +66,21 @@ class BadRecords:
     ``drop`` and ``tolerate`` (ingestion bounds the tolerated fraction).
 
     Dropping never loses data silently: every dropped record is a row of the rejects table,
-    which ingestion saves and counts and the validation report lists.
+    which ingestion saves and counts and the validation report lists. The rejects are kept as
+    Arrow record batches of :data:`BATCH_ROWS` rows (file and reason dictionary-encoded: a
+    million bad rows of one file repeat the same few strings), not one Python dict per record,
+    so a file of nothing but bad rows costs a small multiple of its size.
     """
 
     source: str
     policy: OnBadRecord = "raise"
-    rows: list[dict[str, str]] = field(default_factory=list)
+    _batches: list[pa.RecordBatch] = field(default_factory=list, repr=False)
+    _pending: tuple[list[str], list[str], list[str]] = field(
+        default_factory=lambda: ([], [], []), repr=False
+    )
+    _count: int = 0
+
+    BATCH_ROWS: ClassVar[int] = 16384
 
     def report(self, file: str | Path, record: str, reason: str, fix: str) -> None:
         if self.policy == "raise":
@@ -72,14 +89,43 @@ class BadRecords:
                 "(or set ingestion.on_bad_record: tolerate / drop to move bad records to the "
                 "rejects table)."
             )
-        self.rows.append(
-            {"source": self.source, "file": str(file), "record": str(record), "reason": reason}
+        files, records, reasons = self._pending
+        files.append(str(file))
+        records.append(str(record))
+        reasons.append(reason)
+        self._count += 1
+        if len(files) >= self.BATCH_ROWS:
+            self._flush()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _flush(self) -> None:
+        files, records, reasons = self._pending
+        if not files:
+            return
+        self._batches.append(
+            pa.record_batch(
+                {
+                    "file": pa.array(files, pa.string()).dictionary_encode(),
+                    "record": pa.array(records, pa.string()),
+                    "reason": pa.array(reasons, pa.string()).dictionary_encode(),
+                }
+            )
         )
+        for values in self._pending:
+            values.clear()
 
     def frame(self) -> pd.DataFrame:
-        return conform(
-            pd.DataFrame(self.rows, columns=["source", "file", "record", "reason"]), "rejects"
-        )
+        """The rejects table (source, file, record, reason)."""
+        self._flush()
+        if not self._batches:
+            return empty("rejects")
+        table = pa.Table.from_batches(self._batches)
+        columns = {name: table.column(name).cast(pa.string()) for name in table.column_names}
+        source = pa.repeat(pa.scalar(self.source, pa.string()), len(table))
+        # built in the table's own schema: one conversion to pandas, no second pass
+        return pa.table({"source": source, **columns}, schema=TABLES["rejects"]).to_pandas()
 
 
 @dataclass(frozen=True)
@@ -89,40 +135,65 @@ class ImageProbe:
     sha256: str
 
 
-class ImageTooLargeError(ValueError):
-    """The image header declares more pixels than the limit; nothing was decoded."""
+class ImageSizeError(ValueError):
+    """The image header declares a size outside the limits; nothing was decoded. ``fix`` says
+    what to do about it."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.fix = fix
 
 
-# The most pixels an image may have (validation.images.max_pixels): ingestion sets it for the
-# readers it calls (:func:`image_pixel_limit`), so the readers' signatures stay as published.
-_MAX_PIXELS: ContextVar[int | None] = ContextVar("max_image_pixels", default=DEFAULT_MAX_PIXELS)
+@dataclass(frozen=True)
+class ImageLimits:
+    """The sizes an ingested image may have (validation.images.max_pixels / min_side)."""
+
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    min_side: int | None = DEFAULT_MIN_SIDE
+
+
+# Ingestion sets them for the readers it calls (:func:`image_pixel_limit`), so the readers'
+# signatures stay as published.
+_LIMITS: ContextVar[ImageLimits | None] = ContextVar("image_limits", default=None)
 
 
 @contextmanager
-def image_pixel_limit(max_pixels: int | None) -> Iterator[None]:
-    """Within the block, :func:`probe_image` rejects images above ``max_pixels`` pixels."""
-    token = _MAX_PIXELS.set(max_pixels)
+def image_pixel_limit(
+    max_pixels: int | None, min_side: int | None = DEFAULT_MIN_SIDE
+) -> Iterator[None]:
+    """Within the block, :func:`probe_image` rejects images above ``max_pixels`` pixels or with
+    a side below ``min_side``."""
+    token = _LIMITS.set(ImageLimits(max_pixels, min_side))
     try:
         yield
     finally:
-        _MAX_PIXELS.reset(token)
+        _LIMITS.reset(token)
 
 
 def probe_image(path: Path) -> ImageProbe:
     """Decode ``path`` fully (catching truncated files) and return its size and content hash.
 
-    The header's width x height is checked against the pixel limit (:func:`image_pixel_limit`)
-    before anything is decoded. Raises ImageTooLargeError above it, OSError /
+    The header's width x height is checked against the limits (:func:`image_pixel_limit`)
+    before anything is decoded. Raises ImageSizeError outside them, OSError /
     UnidentifiedImageError / ValueError for unreadable images.
     """
     data = path.read_bytes()
     if not data:
         raise ValueError("zero-byte file")
+    limits = _LIMITS.get() or ImageLimits()
     with open_image(path) as img:
         width, height = img.size
-        too_large = pixel_problem(width, height, _MAX_PIXELS.get())
+        too_large = pixel_problem(width, height, limits.max_pixels)
         if too_large is not None:
-            raise ImageTooLargeError(too_large)
+            raise ImageSizeError(
+                f"image is too large: {too_large}", "downscale the image, or raise the limit"
+            )
+        too_small = side_problem(width, height, limits.min_side)
+        if too_small is not None:
+            raise ImageSizeError(
+                f"image is too small: {too_small}",
+                "replace it with the full image, or lower validation.images.min_side",
+            )
         img.load()
     return ImageProbe(width=width, height=height, sha256=hashlib.sha256(data).hexdigest())
 
@@ -139,8 +210,8 @@ def _probe_with_reason(path: Path) -> ImageProbe | tuple[str, str]:
         return _MISSING_IMAGE
     try:
         return probe_image(path)
-    except ImageTooLargeError as exc:
-        return (f"image is too large: {exc}", "downscale the image, or raise the limit")
+    except ImageSizeError as exc:
+        return (str(exc), exc.fix)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         return (f"image cannot be decoded ({exc})", "re-download or re-export the image")
 
@@ -345,7 +416,8 @@ def record_problem(record: Any, required: FieldSpec, optional: FieldSpec | None 
     """Describe what is wrong with a JSON record (``""`` when it is well formed).
 
     ``required`` / ``optional`` map a field to its allowed Python types; booleans never count
-    as numbers, and required strings must not be blank.
+    as numbers, required strings must show something (zero-width characters alone are blank)
+    and no string may hold bidirectional controls (:mod:`robust_mmr_pipeline.textnorm`).
     """
     if not isinstance(record, dict):
         return f"record is a JSON {type(record).__name__}, expected an object"
@@ -359,8 +431,10 @@ def record_problem(record: Any, required: FieldSpec, optional: FieldSpec | None 
         if isinstance(value, bool) or not isinstance(value, kinds):
             expected = " or ".join(k.__name__ for k in kinds)
             return f"field {name!r} is a {type(value).__name__}, expected {expected}"
-        if name in required and isinstance(value, str) and not value.strip():
-            return f"field {name!r} is empty"
+        if isinstance(value, str) and bidi_controls(value):
+            return text_problem(value, f"field {name!r}")
+        if name in required and isinstance(value, str) and is_blank(value):
+            return text_problem(value, f"field {name!r}") or f"field {name!r} is empty"
     return ""
 
 
@@ -403,15 +477,21 @@ class ImageCatalog:
         modality: str = "unknown",
         organ: str = "unknown",
         domain: str = "unknown",
+        annotation: Path | None = None,
     ) -> bool:
-        """Register ``rel_path`` as ``image_id``; return False (after reporting) if unusable."""
+        """Register ``rel_path`` as ``image_id``; return False (after reporting) if unusable.
+
+        ``annotation``: the file holding ``record``, named by a report about the record's image
+        path itself (a report about the image names the image file)."""
         rel = safe_relative(str(rel_path))
         if rel is None:
             self.bad.report(
-                self.root,
+                annotation or self.root,
                 record,
-                f"image path {str(rel_path)!r} is absolute or leaves the dataset folder",
-                "use image names relative to the dataset folder",
+                f"image path {str(rel_path)!r} is absolute or leaves the dataset folder "
+                f"{self.root}",
+                "write image paths relative to the dataset folder (img/a.png for "
+                f"{self.root / 'img' / 'a.png'})",
             )
             return False
         escape = outside_root(self.root / rel, self.root)
@@ -555,8 +635,20 @@ def label_problem(value: Any, column: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Strip and collapse runs of whitespace (tabs, newlines) to single spaces."""
-    return " ".join(text.split())
+    """NFC, invisible format characters removed, runs of white space (tabs, newlines) collapsed
+    to single spaces (:func:`robust_mmr_pipeline.textnorm.normalize_text`): a text made only of
+    zero-width characters comes out empty."""
+    return normalize_text(text)
+
+
+def blank_columns_problem(raw: Mapping[str, str], blank: list[str]) -> str:
+    """The bad-record reason of required columns that show nothing once cleaned, saying which
+    invisible characters a non-empty one was made of."""
+    details = [text_problem(raw[c], f"column {c!r}") for c in blank if raw[c].strip()]
+    details = [d for d in details if d]
+    return f"malformed record: column(s) {blank} are empty" + (
+        f" ({'; '.join(details)})" if details else ""
+    )
 
 
 def value_text(value: Any) -> str:
@@ -704,34 +796,45 @@ def _byte_problem(raw: bytes, offset: int) -> str:
     return f"byte 0x{byte:02X} at line {line}, byte offset {offset} is not UTF-8{hint}"
 
 
-def read_csv_rows(
+def iter_csv_rows(
     path: Path, source: str, columns: list[str], fix: str, delimiter: str = ","
-) -> list[CsvRow]:
-    """The data rows of a CSV file with a header row, as strings (no NA guessing).
+) -> Iterator[CsvRow]:
+    """The data rows of a CSV file with a header row, as strings (no NA guessing), one at a
+    time: a file of a million rows is never held as a million row objects.
 
-    A header without one of ``columns`` raises IngestionError naming the columns present; a
-    row whose field count differs from the header's, or that holds bytes that are not UTF-8,
-    is returned with ``problem`` (and ``fix``) set, for the adapter to report as a bad record:
-    one bad byte costs its row, not the file. Blank rows are skipped; ``line`` is the row's
-    last line in the file (quoted fields may span lines).
+    The header is checked at once: a header without one of ``columns`` (or not UTF-8) raises
+    IngestionError naming the columns present. A row whose field count differs from the
+    header's, that holds bytes that are not UTF-8 or a bidirectional control character, is
+    yielded with ``problem`` (and ``fix``) set, for the adapter to report as a bad record: one
+    bad byte costs its row, not the file. Blank rows are skipped; ``line`` is the row's last
+    line in the file (quoted fields may span lines).
     """
     require_file(path, source, "annotation file", "point the source's root at the published copy")
     raw = path.read_bytes()
     bad_offsets = undecodable_bytes(raw)
     bad_lines = {raw.count(b"\n", 0, offset) + 1: offset for offset in reversed(bad_offsets)}
-    # Undecodable bytes become lone surrogates, so the rest of the file still parses.
-    text = codecs.decode(raw, "utf-8-sig", errors="surrogateescape")
-    rows: list[CsvRow] = []
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # Undecodable bytes become lone surrogates, so the rest of the file still parses; the file
+    # is decoded as it is read (no second copy of it as one string).
+    handle = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115
+    reader = csv.reader(handle, delimiter=delimiter)
+
+    def not_csv(exc: csv.Error) -> IngestionError:
+        return IngestionError(
+            f"{source}: {path} is not valid CSV near line {reader.line_num}: {exc}. Fix: {fix}"
+        )
+
     try:
-        header = [cell.strip() for cell in next(reader, [])]
+        try:
+            header = [cell.strip() for cell in next(reader, [])]
+        except csv.Error as exc:
+            raise not_csv(exc) from exc
         if not header:
             raise IngestionError(f"{source}: {path} is empty; expected a header row. Fix: {fix}")
         if any(_SURROGATE.search(cell) for cell in header):
             offset = next(o for line, o in sorted(bad_lines.items()) if line <= reader.line_num)
             raise IngestionError(
-                f"{source}: the header row of {path} is not UTF-8: {_byte_problem(raw, offset)}. "
-                f"Fix: {_FIX_ENCODING}."
+                f"{source}: the header row of {path} is not UTF-8: "
+                f"{_byte_problem(raw, offset)}. Fix: {_FIX_ENCODING}."
             )
         missing = [c for c in columns if c not in header]
         if missing:
@@ -739,26 +842,50 @@ def read_csv_rows(
                 f"{source}: {path} lacks column(s) {missing}; its header has {header}. "
                 f"Fix: {fix}, or name the right columns in the reader's *_column options."
             )
+    except BaseException:
+        handle.close()
+        raise
+
+    def rows() -> Iterator[CsvRow]:
         first_line = reader.line_num + 1
-        for parsed in reader:
-            cells, problem, row_fix = parsed, "", ""
-            if any(_SURROGATE.search(cell) for cell in parsed):
-                offset = next(o for line, o in sorted(bad_lines.items()) if first_line <= line)
-                problem, row_fix = _byte_problem(raw, offset), _FIX_ENCODING
-                cells = [_SURROGATE.sub("\ufffd", cell) for cell in parsed]
-            if not any(cell.strip() for cell in cells):
+        try:
+            for parsed in reader:
+                cells, problem, row_fix = parsed, "", ""
+                if any(_SURROGATE.search(cell) for cell in parsed):
+                    offset = next(o for line, o in sorted(bad_lines.items()) if first_line <= line)
+                    problem, row_fix = _byte_problem(raw, offset), _FIX_ENCODING
+                    cells = [_SURROGATE.sub("\ufffd", cell) for cell in parsed]
+                if not any(cell.strip() for cell in cells):
+                    first_line = reader.line_num + 1
+                    continue
+                if not problem and len(cells) != len(header):
+                    problem = f"the row has {len(cells)} fields, the header {len(header)}"
+                if not problem:
+                    problem = next(
+                        (
+                            text_problem(cell, f"column {column!r}")
+                            for column, cell in zip(header, cells, strict=False)
+                            if bidi_controls(cell)
+                        ),
+                        "",
+                    )
+                    row_fix = BIDI_FIX if problem else row_fix
+                values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
+                yield CsvRow(reader.line_num, values, problem, row_fix)
                 first_line = reader.line_num + 1
-                continue
-            if not problem and len(cells) != len(header):
-                problem = f"the row has {len(cells)} fields, the header {len(header)}"
-            values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
-            rows.append(CsvRow(reader.line_num, values, problem, row_fix))
-            first_line = reader.line_num + 1
-    except csv.Error as exc:
-        raise IngestionError(
-            f"{source}: {path} is not valid CSV near line {reader.line_num}: {exc}. Fix: {fix}"
-        ) from exc
-    return rows
+        except csv.Error as exc:
+            raise not_csv(exc) from exc
+        finally:
+            handle.close()
+
+    return rows()
+
+
+def read_csv_rows(
+    path: Path, source: str, columns: list[str], fix: str, delimiter: str = ","
+) -> list[CsvRow]:
+    """Every data row of :func:`iter_csv_rows` as a list (small files; readers stream)."""
+    return list(iter_csv_rows(path, source, columns, fix, delimiter))
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from robust_mmr_pipeline.schema import ANSWER_TYPES
+from robust_mmr_pipeline.textnorm import strip_invisible
 
 YES_VARIANTS: frozenset[str] = frozenset({"yes", "y", "yeah", "yep", "yup", "yes yes"})
 NO_VARIANTS: frozenset[str] = frozenset({"no", "n", "nope", "no no"})
@@ -43,7 +44,7 @@ def normalize_answer(answer: object) -> str:
     """
     if isinstance(answer, float) and answer.is_integer():
         answer = int(answer)
-    text = unicodedata.normalize("NFKC", str(answer)).lower()
+    text = strip_invisible(unicodedata.normalize("NFKC", str(answer))).lower()
     text = " ".join(text.split())
     previous = None
     while previous != text:

@@ -38,15 +38,16 @@ from robust_mmr_pipeline.sources._common import (
     ImageCatalog,
     OnBadRecord,
     SourceYield,
+    blank_columns_problem,
     canonical_split,
     check_name,
     check_policy,
     check_root,
     clean_text,
+    iter_csv_rows,
     label_problem,
     make_tables,
     parse_options,
-    read_csv_rows,
 )
 from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
 
@@ -143,7 +144,7 @@ def read(
         )
         if c
     ]
-    rows = read_csv_rows(path, name, columns, "use a CSV with a header row", opts.delimiter)
+    rows = iter_csv_rows(path, name, columns, "use a CSV with a header row", opts.delimiter)
     stem = PurePosixPath(opts.file).stem
     catalog = ImageCatalog(root, bad)
     ids = IdTracker(bad, "id")
@@ -160,7 +161,7 @@ def read(
             continue
         blank = [c for c in required if not values[c]]
         if blank:
-            bad.report(path, label, f"malformed record: column(s) {blank} are empty", _FIX_ROW)
+            bad.report(path, label, blank_columns_problem(row.values, blank), _FIX_ROW)
             continue
         if opts.label_column:
             missing_label = label_problem(values[opts.label_column], opts.label_column)
@@ -204,6 +205,7 @@ def read(
             modality=meta["modality"].lower(),
             organ=meta["organ"].lower(),
             domain=meta["domain"],
+            annotation=path,
         ):
             continue
         vqa_row = _vqa_row(opts, values, record_id, image_id, split)

@@ -14,7 +14,7 @@ from robust_mmr_pipeline.sources._common import (
     find_duplicates,
     image_pixel_limit,
 )
-from robust_mmr_pipeline.validation.images import DEFAULT_MAX_PIXELS
+from robust_mmr_pipeline.validation.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +101,16 @@ def ingest_all(
     on_bad_record: OnBadRecord,
     max_bad_fraction: float | Callable[[Any], float] = DEFAULT_MAX_BAD_FRACTION,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    min_side: int | None = DEFAULT_MIN_SIDE,
 ) -> tuple[SourceTables, dict[str, str]]:
     """Read every enabled source; return the merged tables and each source's image root.
 
     ``max_bad_fraction`` (a number, or a function of the spec giving each source's bound)
     limits the rejected fraction per source under ``on_bad_record: tolerate``. An image with
-    more than ``max_pixels`` pixels (validation.images.max_pixels) is a bad record, found from
-    its header alone. Ids must be unique across sources (adapters prefix them with the source
-    name); a clash stops the run naming both the id and the fix.
+    more than ``max_pixels`` pixels (validation.images.max_pixels) or a side below ``min_side``
+    (validation.images.min_side) is a bad record, found from its header alone. Ids must be
+    unique across sources (adapters prefix them with the source name); a clash stops the run
+    naming both the id and the fix.
     """
     bound = max_bad_fraction if callable(max_bad_fraction) else lambda _spec: max_bad_fraction
     per_table: dict[str, list] = {name: [] for name in TABLES}
@@ -116,7 +118,7 @@ def ingest_all(
     for spec in specs:
         if not spec.enabled:
             continue
-        with image_pixel_limit(max_pixels):
+        with image_pixel_limit(max_pixels, min_side):
             tables = read_one(spec, on_bad_record)
         fraction = check_bad_fraction(tables, spec.source_name, on_bad_record, bound(spec))
         roots[spec.source_name] = str(Path(spec.root).resolve())

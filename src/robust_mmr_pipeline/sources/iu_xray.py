@@ -183,6 +183,7 @@ def read(
                     modality="x-ray",
                     organ="chest",
                     domain=DOMAIN,
+                    annotation=path,
                 ):
                     continue
                 suffix = "" if opts.pair_per == "study" else f":{number}"

@@ -42,14 +42,15 @@ from robust_mmr_pipeline.sources._common import (
     ImageCatalog,
     OnBadRecord,
     SourceYield,
+    blank_columns_problem,
     canonical_split,
     check_name,
     check_policy,
     check_root,
     clean_text,
+    iter_csv_rows,
     make_tables,
     parse_options,
-    read_csv_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -127,23 +128,18 @@ def read(
     pairs: list[dict[str, Any]] = []
     for file_split, file_name in sources:
         path = root / file_name
-        rows = read_csv_rows(path, name, columns, "use the MELINDA CSV files as released")
+        rows = iter_csv_rows(path, name, columns, "use the MELINDA CSV files as released")
         stem = PurePosixPath(file_name).stem
         for index, row in enumerate(rows):
             values = {c: clean_text(row.values[c]) for c in columns}
             local_id = values[opts.id_column] if opts.id_column else f"{stem}-{index}"
             label = f"{local_id or '?'} (row {index + 1}, line {row.line})"
             if row.problem:
-                bad.report(path, label, f"malformed record: {row.problem}", _FIX_ROW)
+                bad.report(path, label, f"malformed record: {row.problem}", row.fix or _FIX_ROW)
                 continue
             blank = [c for c in columns if c != opts.domain_column and not values[c]]
             if blank:
-                bad.report(
-                    path,
-                    label,
-                    f"malformed record: column(s) {blank} are empty",
-                    _FIX_ROW,
-                )
+                bad.report(path, label, blank_columns_problem(row.values, blank), _FIX_ROW)
                 continue
             sample_id = f"{name}:{local_id}"
             if opts.id_column and not ids.first(sample_id, path, label):
@@ -170,7 +166,7 @@ def read(
             if opts.require_images:
                 known = image_id in catalog
                 rel_path = PurePosixPath(opts.images_dir) / figure
-                if not catalog.add(image_id, rel_path, label, domain=domain):
+                if not catalog.add(image_id, rel_path, label, domain=domain, annotation=path):
                     continue
                 if known and catalog.get(image_id, "domain") != domain:
                     domain_conflicts.add(image_id)

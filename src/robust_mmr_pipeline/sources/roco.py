@@ -58,6 +58,7 @@ from robust_mmr_pipeline.sources._common import (
     read_text_lines,
     require_file,
 )
+from robust_mmr_pipeline.textnorm import BIDI_FIX, bidi_controls, text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,11 @@ def _read_captions(path: Path, name: str, bad: BadRecords) -> list[tuple[int, st
         label = f"{roco_id or '?'} (line {number})"
         if not tab or not _ROCO_ID.match(roco_id):
             bad.report(path, label, "malformed line: no ROCO_ID<TAB>caption", _FIX_CAPTION)
+            continue
+        problem = text_problem(caption, "the caption")
+        if problem:
+            fix = BIDI_FIX if bidi_controls(caption) else _FIX_CAPTION
+            bad.report(path, label, f"malformed line: {problem}", fix)
             continue
         caption = clean_text(caption)
         if not caption:
@@ -224,7 +230,14 @@ def read(
                 else:
                     file_name = f"{roco_id}.jpg"
                 rel_path = folder / opts.images_dir / file_name
-                if not catalog.add(image_id, rel_path, label, modality=modality, domain=modality):
+                if not catalog.add(
+                    image_id,
+                    rel_path,
+                    label,
+                    modality=modality,
+                    domain=modality,
+                    annotation=captions_path,
+                ):
                     continue
             pairs.append(
                 {

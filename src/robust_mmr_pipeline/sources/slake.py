@@ -184,7 +184,13 @@ def read(
             organ = clean_text(record["location"]).lower()
             rel_path = PurePosixPath(opts.images_dir) / img_name
             if not catalog.add(
-                image_id, rel_path, label, modality=modality, organ=organ, domain=modality
+                image_id,
+                rel_path,
+                label,
+                modality=modality,
+                organ=organ,
+                domain=modality,
+                annotation=path,
             ):
                 continue
             vqa.append(

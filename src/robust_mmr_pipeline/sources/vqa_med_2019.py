@@ -63,6 +63,7 @@ from robust_mmr_pipeline.sources._common import (
     read_text_lines,
 )
 from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer
+from robust_mmr_pipeline.textnorm import BIDI_FIX, bidi_controls, is_blank, text_problem
 
 KIND = "vqa_med_2019"
 CATEGORIES: tuple[str, ...] = ("modality", "plane", "organ", "abnormality")
@@ -150,7 +151,10 @@ def _parse_lines(
     for number, line in read_text_lines(path, name):
         parts = [p.strip() for p in line.split("|")]
         label = f"line {number}"
-        if len(parts) != expected or not all(parts):
+        if bidi_controls(line):
+            bad.report(path, label, f"malformed line: {text_problem(line, 'the line')}", BIDI_FIX)
+            continue
+        if len(parts) != expected or any(is_blank(p) for p in parts):
             bad.report(
                 path,
                 label,
@@ -237,7 +241,7 @@ def read(
             continue
         image_id = f"{name}:{line.image}"
         rel_path = PurePosixPath(images_dirs[line.split]) / f"{line.image}{opts.image_extension}"
-        if not catalog.add(image_id, rel_path, label):
+        if not catalog.add(image_id, rel_path, label, annotation=line.path):
             continue
         if line.category == "organ":
             organs.setdefault(image_id, answer)

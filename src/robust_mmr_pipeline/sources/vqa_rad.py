@@ -225,7 +225,9 @@ def read(
         organ = record["image_organ"].strip().lower()
         rel_path = PurePosixPath(opts.images_dir) / image_name
         known = image_id in catalog
-        if not catalog.add(image_id, rel_path, label, organ=organ, domain=organ):
+        if not catalog.add(
+            image_id, rel_path, label, organ=organ, domain=organ, annotation=item.path
+        ):
             continue
         if known and catalog.get(image_id, "organ") != organ:
             organ_conflicts.add(image_id)

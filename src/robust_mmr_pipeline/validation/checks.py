@@ -25,10 +25,11 @@ CHECKS: dict[str, str] = {
     "enum_values": "text_kind and answer_type take the unified schema's values",
     "image_refs_exist": "every referenced image_id is a row of the images table",
     "split_values": "split is one of the schema's split names",
-    "text_not_empty": "text is not null and has at least one non-blank character",
+    "text_not_empty": "text is not null and has at least one visible character (not white space "
+    "nor an invisible format character such as a zero-width space)",
     "text_length": "text length lies within validation.text_length bounds",
     "text_encoding": "text holds no U+FFFD replacement characters, lone surrogates, mojibake "
-    "(UTF-8 read as Latin-1/cp1252) or control characters",
+    "(UTF-8 read as Latin-1/cp1252), control characters or bidirectional controls",
     "image_exists": "the image file exists under image_roots[source]",
     "image_decodes": "the image file decodes (PNG structure and CRCs verified, JPEG "
     "entropy-decoded in draft mode, other formats fully decoded)",
@@ -49,9 +50,10 @@ CHECKS: dict[str, str] = {
     "source)",
     "class_min_count": "every classification label has at least validation.min_class_count "
     "rows available for training (split train or unassigned)",
-    "phi": "no identifier (names after a title or a patient cue, dates, ages over 89, phone, "
-    "SSN, MRN-like and account numbers, e-mail and street addresses) in the text columns of a "
-    "source not listed in validation.phi.allowed_sources",
+    "phi": "no identifier (names after a title, a patient or clinician cue or before an age and "
+    "sex, dates, ages over 89, phone, SSN, MRN-like, account and '#' numbers, e-mail and street "
+    "addresses) in the text columns of a source not listed in validation.phi.allowed_sources "
+    "(ingestion's guard quarantined the rows it found: they are in no table)",
     "phi_opted_out": "no identifier in the text columns of the sources listed in "
     "validation.phi.allowed_sources (reported for the record: those sources are opted out of "
     "the phi check)",

@@ -18,7 +18,7 @@ from robust_mmr_pipeline.validation.checks import (
     Severity,
     resolve_severities,
 )
-from robust_mmr_pipeline.validation.images import DEFAULT_MAX_PIXELS
+from robust_mmr_pipeline.validation.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 from robust_mmr_pipeline.validation.phi import PHI_PATTERNS
 
 TEXT_COLUMNS: dict[str, tuple[int, int]] = {
@@ -52,12 +52,15 @@ class ImageCheckParams:
     valid PNG checksums. ``max_pixels``: the most pixels (width x height, read from the file
     header) an image may have; a larger one is never decoded, by ingestion (a bad record) or
     here (the ``image_pixels`` check). It replaces Pillow's decompression-bomb limit.
+    ``min_side``: the shortest side an image may have; a smaller one (a 1 x 1 placeholder) is a
+    bad record at ingestion. ``side`` bounds the sides the ``image_size`` check warns about.
     """
 
     workers: int = 2
     chunksize: int = 64
     min_parallel: int = 256
     max_pixels: int = DEFAULT_MAX_PIXELS
+    min_side: int = DEFAULT_MIN_SIDE
     side: Bounds = field(default_factory=lambda: Bounds(min=32, max=16384))
     bytes: Bounds = field(default_factory=lambda: Bounds(min=64, max=256 * 1024 * 1024))
     modes: list[str] = field(
@@ -73,6 +76,10 @@ class ImageCheckParams:
             )
         if not self.modes:
             raise ValueError("validation.images.modes is empty; list the allowed PIL modes.")
+        if self.min_side < 1:
+            raise ValueError(
+                f"validation.images.min_side must be >= 1 (pixels), got {self.min_side}."
+            )
         if self.max_pixels < 1:
             raise ValueError(
                 "validation.images.max_pixels must be >= 1 (width x height), got "

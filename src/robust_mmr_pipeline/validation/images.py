@@ -36,6 +36,9 @@ from PIL import Image
 # 8000 x 8000: the largest radiographs (full-field mammograms, ~4096 x 5625 = 23 M pixels) fit
 # with room to spare; a 12000 x 12000 PNG (144 M pixels, ~430 MB decoded as RGB) does not.
 DEFAULT_MAX_PIXELS = 64_000_000
+# The shortest side an image may have: a 1 x 1 (or 3 x 200) image is a placeholder, a tracking
+# pixel or a failed export, not a scan. Small real images are the image_size check's warning.
+DEFAULT_MIN_SIDE = 4
 
 IMAGE_CHECK_COLUMNS: tuple[str, ...] = (
     "image_id",
@@ -82,6 +85,16 @@ def pixel_problem(width: int, height: int, max_pixels: int | None) -> str | None
     return (
         f"{width} x {height} = {width * height:,} pixels, above validation.images.max_pixels "
         f"= {max_pixels:,} (not decoded)"
+    )
+
+
+def side_problem(width: int, height: int, min_side: int | None) -> str | None:
+    """Why a ``width`` x ``height`` image is too small to be a scan (None if it is not)."""
+    if min_side is None or min(width, height) >= min_side:
+        return None
+    return (
+        f"{width} x {height} pixels, a side below validation.images.min_side = {min_side} (a "
+        "placeholder or a failed export, not a scan)"
     )
 
 

@@ -34,8 +34,11 @@ matched in Python, where name matches are dropped when a name word is a de-ident
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -47,6 +50,21 @@ _UPPER_WORD = f"[{_UP}](?:'[{_UP}])?[{_UP}]+(?:-[{_UP}]+)?"  # SMITH, O'BRIEN
 _WORD = f"(?:{_CAP_WORD}|{_UPPER_WORD})"
 _INITIAL = f"[{_UP}]\\."  # a middle initial needs its dot ("Robert L" is not one)
 _NAME = f"{_WORD}(?: {_INITIAL})?(?: {_WORD})?"  # one or two words, optional middle initial
+# two words in one case style: John Smith, JOHN SMITH, SMITH, JOHN (not "GE Healthcare")
+_FULL_NAME = (
+    f"(?:{_CAP_WORD}(?: {_INITIAL})? {_CAP_WORD}|{_UPPER_WORD}(?: {_INITIAL})? {_UPPER_WORD}"
+    f"|{_UPPER_WORD}, {_UPPER_WORD})"
+)
+_TITLE = "(?:Dr\\.?|DR\\.|Doctor|Prof\\.?|Professor|Nurse(?: Practitioner)?)"
+# the age and sex that follow a name in a header line: 45M, 62 F, 71 y/o M, 38yo
+_AGE_SEX = "[0-9]{1,3} ?(?:[MF]|y/?o|yo)"
+# cues after which a clinician's name follows without a title (seen by Alan Turing)
+_CLINICIAN_CUE = (
+    "(?:(?:seen|examined|evaluated|dictated|signed|reviewed|read|reported|interpreted|"
+    "referred|performed|approved|verified|transcribed|treated|consulted|discussed|called|"
+    "given|sent|faxed)(?: by| with| to)|(?:signed|attending|physician|radiologist|"
+    "referring|requested by|cc)\\s?:)"
+)
 
 _MONTHS = (
     ("Jan", "uary"),
@@ -104,14 +122,17 @@ PHI_PATTERNS: dict[str, str] = {
         # where a line or field starts (not "Trade name: Omnipaque")
         rf"|(?:(?i:\b(?:patient(?:'s)?(?: name)?|pt\.?(?: name)?|name of (?:the )?patient))"
         rf"|(?:^|[\n\r;|]) *(?i:name))\.? ?[:#] *{_WORD}(?:,? {_NAME})?"
-        # Patient John Smith, patient is Anna Kowalski, patient SMITH, JOHN (two words, or
-        # upper-case "LAST, FIRST"), her mother, Linda Park
-        rf"|(?i:\b(?:patient|pt\.?|{_RELATIVE})(?: is| was| named| called|,)?) "
-        rf"(?:{_CAP_WORD}(?: {_INITIAL})? {_CAP_WORD}|{_UPPER_WORD}, {_UPPER_WORD})"
+        # Patient John Smith, patient is Anna Kowalski, patient SMITH, JOHN, patient KOWALSKI
+        # ANNA (two words in one case style), her mother, Linda Park
+        rf"|(?i:\b(?:patient|pt\.?|{_RELATIVE})(?: is| was| named| called|,)?) {_FULL_NAME}"
+        # a header line: JOHN SMITH, 45M / Anna Kowalski, 33F / DOE, JANE 54F
+        rf"|\b{_FULL_NAME},? (?:age |aged )?{_AGE_SEX}\b"
     ),
     "doctor_name": (
         rf"\b(?:Dr\.? ?|DR\. ?|(?:Doctor|DOCTOR|Prof\.?|Professor|Nurse(?: Practitioner)?) )"
         rf"{_PARTICLE}{_NAME}"
+        # seen by Alan Turing, discussed with GRACE HOPPER, Signed: Rosalind Franklin
+        rf"|(?i:\b{_CLINICIAN_CUE}) ?(?:{_TITLE} )?{_FULL_NAME}"
         # Sarah Thompson, MD / Michael Brown, M.D. / J. Smith, MD / Laura Smith, DO
         rf"|(?:\b{_CAP_WORD}|\b{_INITIAL})(?: {_INITIAL})? {_CAP_WORD},? "
         r"(?:(?:MD|DO|MBBS|MBChB|FRCR|FRCPC|PhD|RN|NP|PA-C)\b|M\.D\.|D\.O\.)"
@@ -119,7 +140,7 @@ PHI_PATTERNS: dict[str, str] = {
     "date": rf"\b(?:{_NUMERIC_DATES}|{_NAMED_DATES})\b",
     # 92-year-old, 95 yo, aged 97 (ages up to 89 are not identifying)
     "age_over_89": (
-        r"\b(?:9[0-9]|1[01][0-9])(?:[- ]?(?:years?|yrs?)[- ]old|[- ]?(?:yo|y/o|y\.o\.))(?:\b|$)"
+        r"\b(?:9[0-9]|1[01][0-9])(?:[- ]?(?:years?|yrs?)[- ]old\b|[- ]?(?:yo|y/o)\b|[- ]?y\.o\.)"
         r"|(?i:\baged?) (?:9[0-9]|1[01][0-9])\b"
     ),
     # (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567, +1 555 123 4567, Fax: 5551234
@@ -133,11 +154,13 @@ PHI_PATTERNS: dict[str, str] = {
         r"|(?i:\b(?:ssn|ss#|social security(?: number| no\.?)?) ?[:#]?) ?"
         r"[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{4}\b"
     ),
-    # MRN: 1234567, MR# 2233445, accession #A12345, account number: 99887766, 7+ bare digits
+    # MRN: 1234567, MR# 2233445, accession #A12345, account number: 99887766, 7+ bare digits,
+    # a number after "#" (#A1234567, #RX2233445; not "#2 lesion"), letters + 7 digits (A1234567)
     "mrn": (
         r"(?i:\b(?:mrn|mr#|medical record(?: number| no\.?)?|record number|accession"
         r"(?: number| no\.?)?|acc#|account(?: number| no\.?)?|acct\.?(?: no\.?)?|patient id|"
         r"hospital number|unit number)\s*[:#]?\s*[a-z]?[0-9]{4,})|\b[0-9]{7,}\b"
+        r"|#\s?[A-Za-z]{0,3}-?[0-9]{5,}\b|\b[A-Z]{1,2}[0-9]{7,}\b"
     ),
     "email": r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
     # 42 Elm Street, 1200 Washington Avenue, Boston, MA 02115
@@ -152,13 +175,16 @@ PHI_PATTERNS: dict[str, str] = {
 # that hold it (most texts have no run of digits, no "@", no title), which keeps the scan fast.
 PREFILTERS: dict[str, str] = {
     # no \b here: a word boundary makes RE2 some 40 times slower on these alternations
-    "patient_name": rf"(?i:mr|ms|mx|miss|patient|pt|name|{_RELATIVE})",
-    "doctor_name": r"(?i:dr|doctor|prof|nurse)|MD|DO|MBBS|MBChB|FRCR|FRCPC|PhD|RN|NP|PA-C|M\.D\.",
+    "patient_name": rf"(?i:mr|ms|mx|miss|patient|pt|name|{_RELATIVE})|[0-9] ?(?:[MF]|y/?o|yo)",
+    "doctor_name": (
+        r"(?i:dr|doctor|prof|nurse| by | with |to |signed|attending|physician|radiologist|"
+        r"referring|cc)|MD|DO|MBBS|MBChB|FRCR|FRCPC|PhD|RN|NP|PA-C|M\.D\."
+    ),
     "date": "[0-9]{2}|[0-9][/.-][0-9]",  # every form has a 2-digit year or d/m, d-m, d.m
     "age_over_89": "[0-9]{2}",
     "phone": "[0-9]{3}|(?i:phone|tel|fax|pager|cell|mobile)",
     "ssn": "[0-9]{3}",
-    "mrn": "[0-9]{4}",
+    "mrn": "[0-9]{4}",  # also every "#" number and letters + digits form
     "email": "@",
     "address": "[0-9]",
 }
@@ -178,7 +204,10 @@ _WEAK_CUES = _words(
 # Cue and title words of the name patterns (not names themselves).
 _CUES = _WEAK_CUES | _words(
     "mr mrs ms mx miss dr doctor prof professor nurse practitioner patient's name is was named "
-    "called of the md do mbbs mbchb frcr frcpc phd rn np pa-c m.d d.o "
+    "called of the md do mbbs mbchb frcr frcpc phd rn np pa-c m.d d.o age aged yo "
+    "seen examined evaluated dictated signed reviewed read reported interpreted referred "
+    "performed approved verified transcribed treated consulted discussed called given sent "
+    "faxed by with to attending physician radiologist referring requested cc "
     "van von der den de la le du di da del dos ten ter bin al"
 )
 # Words that follow a cue in report text without being a name: section headers, report words,
@@ -197,6 +226,18 @@ NON_NAME_WORDS = _words(
     arthrography resonance tomography ultrasound sonography ct mri mr pet xr cr dr us left right
     bilateral anterior posterior lateral medial supine prone erect upright portable follow up
     chest abdomen pelvis head neck brain spine knee hip shoulder hand foot
+    lung lungs lobe lobes liver kidney kidneys spleen pancreas heart cardiac aorta bowel colon
+    bladder breast thyroid skull sinus sinuses orbit orbits lumbar thoracic cervical sacrum
+    pleural pulmonary hepatic renal adrenal ovarian uterine prostate vertebral femoral tibial
+    effusion effusions mass masses nodule nodules lesion lesions fracture fractures opacity
+    consolidation edema pneumonia pneumothorax tumor tumour cyst cysts stone stones
+    pain trauma fever cough fall injury headache dyspnea dyspnoea syncope seizure stroke
+    sepsis swelling bleeding weakness
+    upper lower middle acute chronic normal abnormal small large mild moderate severe stable
+    new old prior contrast enhanced views portable exam
+    radiology resident fellow team staff technologist consultant registrar surgeon surgery
+    medicine nuclear emergency primary intensive oncology cardiology neurology pathology
+    ordering on call
     was is are were has had with without and or of in on at for the a an no not none unknown
     after before during following showing shows showed demonstrating revealing undergoing who
     whose which that this these those from to by via
@@ -215,12 +256,25 @@ _CHAIN_BEFORE = re.compile(r"[0-9][./-]")
 _CHAIN_AFTER = re.compile(r"[./-][0-9]")
 _NOT_YEARS = re.compile(r"\s*-?\s*(?:days?|weeks?|wks?|months?|mos?|%|percent)\b", re.IGNORECASE)
 
-PHI_COLUMNS: tuple[str, ...] = ("table", "source", "id", "column", "kind", "match")
+# A finding never holds the identifier itself: ``masked`` keeps the first character of each
+# word or number and stars the rest ("J*** S****", "#A*******", "0*/1*/2***"), enough to find
+# the spot in the record, not to read it. ``action`` (the guard's table) says what became of
+# the record.
+PHI_COLUMNS: tuple[str, ...] = ("table", "source", "id", "column", "kind", "masked")
+GUARD_COLUMNS: tuple[str, ...] = (*PHI_COLUMNS, "action")
+QUARANTINED = "quarantined"
+KEPT_OPTED_OUT = "kept (source opted out)"
+_MASKED_TOKEN = re.compile(r"[^\W_]+")
 
 
-def empty_phi_table() -> pd.DataFrame:
+def mask(span: str) -> str:
+    """``span`` with every character of each word or number but the first replaced by ``*``."""
+    return _MASKED_TOKEN.sub(lambda m: m.group(0)[0] + "*" * (len(m.group(0)) - 1), span)
+
+
+def empty_phi_table(columns: tuple[str, ...] = PHI_COLUMNS) -> pd.DataFrame:
     """An empty PHI findings table."""
-    return pd.DataFrame({name: pd.Series([], dtype=object) for name in PHI_COLUMNS})
+    return pd.DataFrame({name: pd.Series([], dtype=object) for name in columns})
 
 
 def title_case(text: str) -> bool:
@@ -271,7 +325,8 @@ def first_match(text: str, kind: str, pattern: re.Pattern[str]) -> str | None:
 
 
 def scan_text(values: pd.Series, ids: pd.Series, patterns: Mapping[str, str]) -> list[pd.DataFrame]:
-    """Rows ``(id, kind, match)`` for every value holding a kind (its first match per kind).
+    """Rows ``(id, kind, masked)`` for every value holding a kind (its first match per kind,
+    masked: the identifier itself never leaves this function).
 
     ``str.contains`` picks the candidate rows first (vectorised, usually none; a kind's
     :data:`PREFILTERS` regex narrows the rows its pattern runs on); the candidates are then
@@ -309,7 +364,7 @@ def scan_text(values: pd.Series, ids: pd.Series, patterns: Mapping[str, str]) ->
                 {
                     "id": ids.loc[matched.index].astype(str).to_numpy(),
                     "kind": kind,
-                    "match": matched.astype(str).to_numpy(),
+                    "masked": [mask(str(span)) for span in matched],
                 }
             )
         )
@@ -329,7 +384,7 @@ def scan_tables(
     id_columns: Mapping[str, str],
     patterns: Mapping[str, str],
 ) -> pd.DataFrame:
-    """The PHI findings table (table, source, id, column, kind, match) over the text columns.
+    """The PHI findings table (table, source, id, column, kind, masked) over the text columns.
 
     ``columns`` maps a table name to its text columns to scan, ``id_columns`` a table name to
     its primary key (reported as ``id``; its prefix names the ``source``). Columns a table lacks
@@ -357,3 +412,63 @@ def scan_tables(
         .sort_values(["table", "id", "column", "kind"], kind="stable")
         .reset_index(drop=True)
     )
+
+
+def guard_tables(
+    tables: Mapping[str, pd.DataFrame],
+    columns: Mapping[str, list[str]],
+    id_columns: Mapping[str, str],
+    patterns: Mapping[str, str],
+    allowed_sources: Collection[str] = (),
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The tables without the records that hold identifiers, and the findings (masked).
+
+    Every record with a finding is quarantined (left out of its table), unless its source is
+    opted out (``allowed_sources``: published or consented texts), whose records are kept. A
+    quarantined VQA record takes its QA statement pair (``<qid>:qa``) with it. The findings
+    table (:data:`GUARD_COLUMNS`) lists each record once per kind and column, with ``action``
+    ``quarantined`` or ``kept (source opted out)``: nothing is lost, the records stay in the
+    source files, named by their ids.
+    """
+    findings = scan_tables(tables, columns, id_columns, patterns)
+    allowed = set(allowed_sources)
+    findings["action"] = [
+        KEPT_OPTED_OUT if source in allowed else QUARANTINED for source in findings["source"]
+    ]
+    findings = findings[list(GUARD_COLUMNS)].astype(object)
+    quarantined = findings[findings["action"] == QUARANTINED]
+    out = dict(tables)
+    for table, key in id_columns.items():
+        frame = tables.get(table)
+        if frame is None or frame.empty:
+            continue
+        ids = set(quarantined.loc[quarantined["table"] == table, "id"])
+        if table == "pairs":  # the QA statements of quarantined VQA records
+            ids |= {f"{qid}:qa" for qid in quarantined.loc[quarantined["table"] == "vqa", "id"]}
+        if ids:
+            out[table] = frame[~frame[key].astype(str).isin(ids)].reset_index(drop=True)
+    return out, findings
+
+
+FIXTURE = Path(__file__).with_name("phi_sentences.tsv")
+
+
+def guard_quality(patterns: Mapping[str, str], fixture: Path = FIXTURE) -> dict[str, Any]:
+    """Recall and false-positive rate of ``patterns`` on the labelled report sentences of
+    ``fixture`` (``label`` phi | clean, ``kind``, ``sentence``; ``#`` lines are comments)."""
+    with fixture.open(encoding="utf-8", newline="") as handle:
+        lines = (line for line in handle if not line.startswith("#"))
+        sentences = pd.DataFrame(list(csv.DictReader(lines, delimiter="\t")))
+    texts = sentences["sentence"].astype(object)
+    ids = pd.Series(texts.index.astype(str), index=texts.index)
+    found = scan_text(texts, ids, patterns)
+    hit = set(pd.concat(found)["id"]) if found else set()
+    flagged = pd.Series([str(i) in hit for i in texts.index], index=texts.index)
+    positives, negatives = sentences["label"] == "phi", sentences["label"] == "clean"
+    return {
+        "recall": round(float(flagged[positives].mean()), 4),
+        "false_positive_rate": round(float(flagged[negatives].mean()), 4),
+        "positives": int(positives.sum()),
+        "negatives": int(negatives.sum()),
+        "fixture": f"robust_mmr_pipeline/validation/{fixture.name}",
+    }

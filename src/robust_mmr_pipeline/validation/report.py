@@ -100,6 +100,22 @@ def _headline(summary: Mapping[str, Any]) -> str:
     )
 
 
+def _phi_headline(phi: Mapping[str, Any]) -> str:
+    """The PHI section's first sentences: findings, quarantined records, the guard's quality."""
+    text = (
+        f"{phi['count']} possible identifier(s) in the texts (masked below, never shown); "
+        f"{phi.get('quarantined_rows', 0)} table row(s) quarantined at ingestion (in no table)."
+    )
+    guard = phi.get("guard")
+    if guard:
+        text += (
+            f" The guard's recall is {guard['recall']:.3f} and its false-positive rate "
+            f"{guard['false_positive_rate']:.3f} on {guard['positives']} labelled report "
+            f"sentences with identifiers and {guard['negatives']} without ({guard['fixture']})."
+        )
+    return text
+
+
 def failure_message(summary: Mapping[str, Any], report_paths: Mapping[str, Path]) -> str:
     """The text of the DataValidationError: every fatal failure with a few example records."""
     lines = [
@@ -119,20 +135,27 @@ def failure_message(summary: Mapping[str, Any], report_paths: Mapping[str, Path]
             f"({check['expectation']}{column}): {what}; {check['description']}."
         )
         lines += [f"    e.g. {_short(example, 240)}" for example in check["examples"][:3]]
-    if any(c["check"] == "phi" for c in _failures(summary, "fatal")):
+    fatal = {c["check"] for c in _failures(summary, "fatal")}
+    if "phi" in fatal:
         opted_out = set(summary["phi"].get("opted_out_sources", {}))
         sources = sorted(set(summary["phi"].get("by_source", {})) - opted_out)
         lines.append(
-            f"PHI: the texts of source(s) {sources} hold identifiers (all of them: "
-            "phi_warnings.csv). De-identify those texts; or, if a source is published or "
-            "consented, opt it out explicitly with validation.phi.allowed_sources: {<source>: "
-            "<why its texts may carry identifiers>} (its findings are then reported as the "
-            "phi_opted_out warning)."
+            f"PHI: {summary['phi'].get('quarantined_rows', 0)} table row(s) of source(s) "
+            f"{sources} hold identifiers. They were quarantined at ingestion: they are in no "
+            "table, and phi_warnings.csv lists each by id, kind and masked span (never the "
+            "identifier). Fix: de-identify those records in the source and run again; or, if a "
+            "source is published or consented, opt that source out with "
+            "validation.phi.allowed_sources: {<source>: <why its texts may carry identifiers>} "
+            "in conf/<env>/parameters_validation.yml (its records are then kept and reported "
+            "as the phi_opted_out warning)."
         )
-    lines.append(
-        "Fix the data (or the ingestion options), or, to accept it, move the check from "
-        "validation.fatal to validation.warn in conf/<env>/parameters_validation.yml."
-    )
+    others = sorted(fatal - {"phi"})
+    if others:
+        lines.append(
+            f"Fix the data (or the ingestion options), or, to accept it, move the check(s) "
+            f"{others} from validation.fatal to validation.warn in "
+            "conf/<env>/parameters_validation.yml."
+        )
     return "\n".join(lines)
 
 
@@ -210,7 +233,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 lines += [f"Error: {c['error']}", ""]
             lines += _md_records(c["examples"])
     phi = summary["phi"]
-    lines += ["## PHI findings", "", f"{phi['count']} possible identifier(s) in the texts."]
+    lines += ["## PHI findings", "", _phi_headline(phi)]
     if phi["count"]:
         lines += [
             "By kind: " + ", ".join(f"{k} {v}" for k, v in phi["by_kind"].items()) + "; by "
@@ -336,7 +359,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
                 parts.append(f"<p>Error: {_h(c['error'])}</p>")
             parts.append(_html_records(c["examples"]))
     phi = summary["phi"]
-    parts.append(f"<h2>PHI findings</h2><p>{phi['count']} possible identifier(s) in the texts.")
+    parts.append(f"<h2>PHI findings</h2><p>{_h(_phi_headline(phi))}")
     if phi["count"]:
         parts.append(
             " By kind: "

@@ -22,6 +22,7 @@ from robust_mmr_pipeline.schema import PRIMARY_KEYS, TABLES
 from robust_mmr_pipeline.validation.checks import CHECKS, Severity
 from robust_mmr_pipeline.validation.config import ValidationParams
 from robust_mmr_pipeline.validation.frames import Frame, build_frames
+from robust_mmr_pipeline.validation.phi import GUARD_COLUMNS, QUARANTINED, guard_quality
 from robust_mmr_pipeline.validation.suites import CheckSpec, build_checks, to_gx_suite
 from robust_mmr_pipeline.validation.summaries import summarise
 
@@ -216,6 +217,8 @@ def validate_all(
     balance, per-domain counts, answer vocabulary, split overlap per source, ...).
     """
     started = time.perf_counter()
+    # only the guard's own columns: a findings table never shows more (e.g. a raw match)
+    phi_warnings = phi_warnings[[c for c in GUARD_COLUMNS if c in phi_warnings.columns]]
     missing = [name for name in TABLES if name not in tables]
     if missing:
         raise KeyError(f"validate_all: table(s) {missing} not given; pass all of {list(TABLES)}.")
@@ -246,7 +249,12 @@ def validate_all(
         "primary_keys": dict(PRIMARY_KEYS),
         "checks": checks,
         "by_check": _by_check(checks, severities),
-        "phi": _phi_summary(phi_warnings, params.phi.allowed_sources, params.max_examples * 4),
+        "phi": _phi_summary(
+            phi_warnings,
+            params.phi.allowed_sources,
+            params.max_examples * 4,
+            guard_quality(params.phi.patterns()),
+        ),
         "summaries": summarise(frames, params),
         "great_expectations": gx.__version__,
     }
@@ -263,29 +271,31 @@ def validate_all(
 
 
 def _phi_summary(
-    phi_warnings: pd.DataFrame, allowed_sources: Mapping[str, str], max_rows: int
+    phi_warnings: pd.DataFrame,
+    allowed_sources: Mapping[str, str],
+    max_rows: int,
+    guard: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """Counts of the (masked) PHI findings, what became of their records, and the guard's
+    recall / false-positive rate on its labelled sentences."""
     opted_out = {str(k): str(v) for k, v in allowed_sources.items()}
-    if phi_warnings.empty:
-        return {
-            "count": 0,
-            "by_kind": {},
-            "by_table": {},
-            "by_source": {},
-            "opted_out_sources": opted_out,
-            "examples": [],
-        }
 
-    def counts(column: str) -> dict[str, int]:
-        if column not in phi_warnings.columns:
+    def counts(column: str, frame: pd.DataFrame = phi_warnings) -> dict[str, int]:
+        if column not in frame.columns:
             return {}
-        return {str(k): int(v) for k, v in phi_warnings[column].value_counts().items()}
+        return {str(k): int(v) for k, v in frame[column].value_counts().items()}
 
+    quarantined = 0
+    if "action" in phi_warnings.columns:
+        rows = phi_warnings[phi_warnings["action"] == QUARANTINED]
+        quarantined = len(rows.drop_duplicates(["table", "id"]))
     return {
         "count": len(phi_warnings),
+        "quarantined_rows": quarantined,
         "by_kind": counts("kind"),
         "by_table": counts("table"),
         "by_source": counts("source"),
         "opted_out_sources": opted_out,
+        "guard": dict(guard),
         "examples": records(phi_warnings.head(max_rows), list(phi_warnings.columns)),
     }

@@ -15,14 +15,18 @@ from typing import Any
 import pyarrow as pa
 
 from robust_mmr_pipeline.schema import ANSWER_TYPES, PRIMARY_KEYS, SPLITS, TABLES, TEXT_KINDS
+from robust_mmr_pipeline.textnorm import BIDI_PATTERN, visible_char_pattern
 from robust_mmr_pipeline.validation.checks import CHECKS, Severity
 from robust_mmr_pipeline.validation.config import ValidationParams
 from robust_mmr_pipeline.validation.frames import Frame
 
-# UTF-8 read as Latin-1/cp1252 ("Ã©" for "é", "â€™" for "’", "Â°" for "°"), U+FFFD, and C0
-# control characters other than tab/newline/carriage return. Literal characters (not escapes)
-# so the pattern means the same to Python's re and to RE2 (Arrow strings).
-ENCODING_PATTERN = "\ufffd|â€|[ÃÂ][\u0080-\u00bf]|[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]"
+# UTF-8 read as Latin-1/cp1252 ("Ã©" for "é", "â€™" for "’", "Â°" for "°"), U+FFFD, C0
+# control characters other than tab/newline/carriage return, and bidirectional controls.
+# Literal characters (not escapes) so the pattern means the same to Python's re and to RE2
+# (Arrow strings).
+ENCODING_PATTERN = (
+    "\ufffd|â€|[ÃÂ][\u0080-\u00bf]|[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|" + BIDI_PATTERN
+)
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "images": ("source", "path", "domain"),
@@ -158,7 +162,8 @@ def _table_checks(name: str, frame: Frame, params: ValidationParams) -> list[Che
                 "text_not_empty",
                 name,
                 "ExpectColumnValuesToMatchRegex",
-                {"column": column, "regex": r"\S"},
+                # a visible character: zero-width characters alone are blank
+                {"column": column, "regex": visible_char_pattern()},
                 column,
             ),
             CheckSpec(

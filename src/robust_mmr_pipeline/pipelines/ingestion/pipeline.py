@@ -2,7 +2,11 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from robust_mmr_pipeline.pipelines.ingestion.nodes import ingest_sources, summarise_ingestion
+from robust_mmr_pipeline.pipelines.ingestion.nodes import (
+    guard_phi,
+    ingest_sources,
+    summarise_ingestion,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,10 +14,34 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 ingest_sources,
-                # one pixel limit for ingestion and validation (validation.images.max_pixels)
-                inputs=["params:ingestion", "params:validation.images.max_pixels"],
-                outputs=["images", "pairs", "vqa", "classification", "rejects", "image_roots"],
+                # one set of image limits for ingestion and validation (validation.images)
+                inputs=[
+                    "params:ingestion",
+                    "params:validation.images.max_pixels",
+                    "params:validation.images.min_side",
+                ],
+                outputs=[
+                    "images",
+                    "ingested_pairs",
+                    "ingested_vqa",
+                    "ingested_classification",
+                    "rejects",
+                    "image_roots",
+                ],
                 name="ingest_sources",
+            ),
+            node(
+                # before any text table is written: identifiers never reach data/
+                guard_phi,
+                inputs=[
+                    "ingested_pairs",
+                    "ingested_vqa",
+                    "ingested_classification",
+                    "params:validation.phi",
+                    "params:validation.text_length",
+                ],
+                outputs=["pairs", "vqa", "classification", "phi_warnings"],
+                name="guard_phi",
             ),
             node(
                 summarise_ingestion,

@@ -80,3 +80,34 @@ class PretrainParams:
     @property
     def run_dir(self) -> str:
         return f"{self.output_dir}/{self.preset}"
+
+    def validate_with(self, parameters: Any) -> None:
+        """Before the run (ParameterValidationHooks): the weight files and the checkpoint this
+        run starts from exist and are readable, so a bad path stops it before any node."""
+        from robust_mmr_pipeline.engine.checkpoint import (
+            CheckpointError,
+            read_model_meta,
+            verify_checkpoint,
+        )
+        from robust_mmr_pipeline.model import apply_preset
+        from robust_mmr_pipeline.model.weights import check_weight_source
+        from robust_mmr_pipeline.params import ParameterError
+
+        config = apply_preset(self.preset, self.model, size=self.size)
+        for name, part in (("vision", config.vision), ("text", config.text)):
+            if part.pretrained_path:
+                try:
+                    check_weight_source(
+                        part.pretrained_path, f"pretrain.model.{name}.pretrained_path"
+                    )
+                except (FileNotFoundError, ValueError) as exc:
+                    raise ParameterError(str(exc)) from None
+        if self.init_checkpoint:
+            try:
+                read_model_meta(verify_checkpoint(self.init_checkpoint))
+            except CheckpointError as exc:
+                raise ParameterError(
+                    f"pretrain.init_checkpoint = {self.init_checkpoint} is no usable checkpoint: "
+                    f"{exc} Fix: point pretrain.init_checkpoint at a checkpoint folder written "
+                    "by this project (with model.json and model.safetensors), or remove it."
+                ) from None

@@ -9,9 +9,7 @@ import pandas as pd
 
 from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.validation.params import ValidationParams
-from robust_mmr_pipeline.schema import PRIMARY_KEYS
 from robust_mmr_pipeline.validation.images import check_images
-from robust_mmr_pipeline.validation.phi import scan_tables
 from robust_mmr_pipeline.validation.report import (
     raise_if_fatal,
     render_html,
@@ -40,23 +38,6 @@ def check_image_files(
         min_parallel=opts.min_parallel,
         full_decode=opts.full_decode,
         max_pixels=opts.max_pixels,
-    )
-
-
-def scan_phi(
-    pairs: pd.DataFrame,
-    vqa: pd.DataFrame,
-    classification: pd.DataFrame,
-    parameters: dict[str, Any],
-) -> pd.DataFrame:
-    """The PHI warnings table (table, id, column, kind, match) over the checked text columns."""
-    params = _params(parameters)
-    tables = {"pairs": pairs, "vqa": vqa, "classification": classification}
-    return scan_tables(
-        tables,
-        {name: list(params.text_columns(name)) for name in tables},
-        {name: PRIMARY_KEYS[name] for name in tables},
-        params.phi.patterns(),
     )
 
 

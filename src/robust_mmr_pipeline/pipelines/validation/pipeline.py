@@ -1,10 +1,12 @@
-"""Validation: the unified tables -> Great Expectations suites -> report; stops on fatal data."""
+"""Validation: the unified tables -> Great Expectations suites -> report; stops on fatal data.
+
+The PHI findings (phi_warnings) come from ingestion's guard, which ran before any table was
+written; validation reports them (the phi / phi_opted_out checks)."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
 from robust_mmr_pipeline.pipelines.validation.nodes import (
     check_image_files,
-    scan_phi,
     validate_tables,
     write_validation_report,
 )
@@ -18,12 +20,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["images", "image_roots", "params:validation"],
                 outputs="image_checks",
                 name="check_image_files",
-            ),
-            node(
-                scan_phi,
-                inputs=["pairs", "vqa", "classification", "params:validation"],
-                outputs="phi_warnings",
-                name="scan_phi",
             ),
             node(
                 validate_tables,
