@@ -79,8 +79,9 @@ def test_an_interrupted_rerun_keeps_the_finished_run(
     project = chain_project
     manifest, folders = _finished_run(project)
     assert folders == ["step-00000002", "step-00000004"]
-    final = Path(manifest["checkpoint"])
+    final = Path(manifest["last_checkpoint"])
     assert final == RUN_DIR / "checkpoints" / "step-00000004"
+    chosen = Path(manifest["checkpoint"])  # the step the validation watch chose (best/)
     saved_at = read_trainer_state(project / final)["saved_at"]
 
     proc = _start_pretrain(project, ENDLESS)
@@ -99,6 +100,7 @@ def test_an_interrupted_rerun_keeps_the_finished_run(
     # the finished run, and the manifest naming it, are exactly as they were
     assert _finished_run(project) == (manifest, folders)
     assert verify_checkpoint(project / final) == project / final
+    assert verify_checkpoint(project / chosen) == project / chosen
     assert read_trainer_state(project / final)["saved_at"] == saved_at
     assert read_trainer_state(project / final)["max_steps"] == 4
     assert not (project / RUN_DIR / REPLACED_FILE).exists()
@@ -116,7 +118,7 @@ def test_an_interrupted_rerun_keeps_the_finished_run(
     # fine-tuning still works from the finished run
     run_kedro("finetune", params={"finetune": {"tasks": ["vqa"]}})
     finetuned = json.loads((project / "data/06_models/finetune_manifest.json").read_text())
-    assert finetuned["backbone_checkpoint"] == str(final)
+    assert finetuned["backbone_checkpoint"] == str(chosen)
     assert verify_checkpoint(project / finetuned["tasks"]["vqa"]["checkpoint"])
 
 
@@ -130,7 +132,8 @@ def test_a_finished_rerun_replaces_the_earlier_run_and_the_manifest_names_it(
     manifest, folders = _finished_run(project)
     # the earlier run's step-2 and step-4 went once the new manifest was saved
     assert folders == ["step-00000003", "step-00000006"]
-    assert manifest["checkpoint"] == str(RUN_DIR / "checkpoints" / "step-00000006")
-    assert read_trainer_state(project / manifest["checkpoint"])["max_steps"] == 6
+    assert manifest["last_checkpoint"] == str(RUN_DIR / "checkpoints" / "step-00000006")
+    assert verify_checkpoint(project / manifest["checkpoint"])  # the watch's choice
+    assert read_trainer_state(project / manifest["last_checkpoint"])["max_steps"] == 6
     assert not (project / RUN_DIR / NEXT_RUN_DIRNAME).exists()
     assert not (project / RUN_DIR / REPLACED_FILE).exists()
