@@ -256,6 +256,26 @@ def test_write_synthrad_tables_conform(tmp_path):
     assert renamed.vqa["qid"].str.startswith("synth_b:").all()
 
 
+def test_a_corpus_is_unlabeled_and_holds_no_held_out_site(tmp_path):
+    config = SynthRadConfig(n_studies=40, image_size=32, seed=5, corpus=True)
+    tables = write_synthrad(config, tmp_path, "synthrad_corpus")
+    images = tables.images
+    assert len(images) == 40 and images["image_id"].is_unique
+    assert not set(images["domain"]) & set(config.held_out_sites)
+    assert len(set(images["domain"])) == len(config.sites) - len(config.held_out_sites)
+    assert tables.vqa.empty and tables.classification.empty
+    assert Counter(tables.pairs["text_kind"]) == {"report": 40, "caption": 40}
+    # no QA or label reaches the ground-truth file either
+    truth = [
+        json.loads(line) for line in (tmp_path / "ground_truth.jsonl").read_text().splitlines()
+    ]
+    assert len(truth) == 40 and not any("qa" in r or "label" in r for r in truth)
+    # the corpus studies are the cohort's studies of the same seed at the training sites
+    cohort = write_synthrad(SynthRadConfig(n_studies=60, image_size=32, seed=5), tmp_path / "c")
+    kept = cohort.images[~cohort.images["domain"].isin(config.held_out_sites)]
+    assert list(images["sha256"]) == list(kept["sha256"][:40])
+
+
 def test_image_sizes_follow_the_config():
     for size in (32, 40, 96):
         images, _ = generate_studies(SynthRadConfig(n_studies=3, image_size=size))

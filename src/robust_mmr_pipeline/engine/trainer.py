@@ -170,15 +170,16 @@ class TrainResult:
         return [record[term] for record in self.losses if term in record]
 
 
-def make_accelerator(config: TrainerConfig) -> Accelerator:
-    """An ``Accelerator`` for ``config`` (mixed precision resolved for the hardware).
+def make_accelerator(config: TrainerConfig, measured_precision: str | None = None) -> Accelerator:
+    """An ``Accelerator`` for ``config`` (mixed precision resolved for the hardware;
+    ``measured_precision``: what ``auto`` measured on the CPU, see :func:`train`).
 
     Accelerate keeps a process-wide state that refuses a second, different mixed precision;
     several runs in one process (Optuna trials, notebooks) may legitimately differ, so the
     state is reset in that case (the process group, if any, is kept).
     """
     cuda = torch.cuda.is_available() and not config.cpu
-    mixed_precision = config.effective_mixed_precision(cuda)
+    mixed_precision = measured_precision or config.effective_mixed_precision(cuda)
     shared = AcceleratorState._shared_state
     if shared and shared.get("_mixed_precision") not in (None, mixed_precision):
         AcceleratorState._reset_state(reset_partial_state=False)
@@ -241,6 +242,7 @@ class _TrainingRun:
         logger: TrainLogger | None,
         eval_fn: EvalFn | None,
         clock: Callable[[], float] = time.perf_counter,
+        measured_precision: str | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -249,7 +251,7 @@ class _TrainingRun:
         self.collate_fn = collate_fn
         self.tokenizer = tokenizer
         self.eval_fn = eval_fn
-        self.accelerator = make_accelerator(config)
+        self.accelerator = make_accelerator(config, measured_precision)
         acc = self.accelerator
         self.is_main = acc.is_main_process
         self.rank = acc.process_index
@@ -725,10 +727,9 @@ def train(
     if not isinstance(config, TrainerConfig):
         config = TrainerConfig.from_dict(dict(config))
     config.validate()
+    measured = None
     if config.mixed_precision == "auto" and (config.cpu or not torch.cuda.is_available()):
-        config = dataclasses.replace(
-            config, mixed_precision=_measured_cpu_precision(model, dataset, config, collate_fn)
-        )
+        measured = _measured_cpu_precision(model, dataset, config, collate_fn)
     run = _TrainingRun(
         model=model,
         dataset=dataset,
@@ -738,6 +739,7 @@ def train(
         logger=logger,
         eval_fn=eval_fn,
         clock=clock,
+        measured_precision=measured,
     )
     run.setup()
     return run.run()

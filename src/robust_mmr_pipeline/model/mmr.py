@@ -246,13 +246,17 @@ class MMRModel(nn.Module):
         fused = self.encode(pixel_values, input_ids, attention_mask).fused
         return self.itm_logits(fused).float().softmax(dim=-1)[:, 1]
 
+    # A task model without retrieval prunes the GLA projections (tasks/model.py): its split
+    # encoding then embeds with the fusion input projections, as a model trained without GLA.
     def _image_embedding(self, tokens: Tensor) -> Tensor:
-        proj = self.image_contrastive if self.has_contrastive else self.fusion.image_proj
+        proj = getattr(self, "image_contrastive", None)
+        proj = self.fusion.image_proj if proj is None else proj
         summary = summarize_tokens(tokens, None, self._config.fusion.pooling)
         return F.normalize(proj(summary), dim=-1)
 
     def _text_embedding(self, tokens: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        proj = self.text_contrastive if self.has_contrastive else self.fusion.text_proj
+        proj = getattr(self, "text_contrastive", None)
+        proj = self.fusion.text_proj if proj is None else proj
         summary = summarize_tokens(tokens, attention_mask, self._config.fusion.pooling)
         return F.normalize(proj(summary), dim=-1)
 

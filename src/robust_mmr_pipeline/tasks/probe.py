@@ -79,7 +79,7 @@ def fit_head_on_frozen_features(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     head.eval()
     with torch.no_grad():
         correct = (head(features).argmax(-1) == labels) & keep
