@@ -30,8 +30,8 @@ class PretrainedRecipe:
     ``trainer`` overrides ``finetune.trainer`` (a lower lr, ``layer_decay`` for layer-wise lr
     decay); ``linear_probe_epochs`` > 0 is LP-FT: the head is fitted on frozen features for that
     many epochs first, at ``linear_probe_lr`` (0: plain fine-tuning). ``plain_ft_reference``:
-    also fine-tune the pre-trained backbone with the from-scratch recipe (the "plain FT" row of the report) at
-    the budgets listed there.
+    also fine-tune the pre-trained backbone with the from-scratch recipe (the "plain FT" row of
+    the report) at the budgets listed there.
     """
 
     trainer: dict[str, Any] = field(default_factory=dict)
