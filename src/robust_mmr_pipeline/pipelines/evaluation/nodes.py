@@ -147,6 +147,24 @@ def _training_families(manifest: dict[str, Any]) -> dict[str, list[str]] | None:
     }
 
 
+def _retrieval_first_stage(manifest: dict[str, Any]) -> str:
+    """What retrieval's contrastive first stage ranks with, said plainly."""
+    from robust_mmr_pipeline.recipes.finetune import backbone_config
+
+    checkpoint = manifest.get("backbone_checkpoint")
+    if manifest.get("from_scratch") or not checkpoint or not Path(checkpoint).exists():
+        return "projections trained by retrieval fine-tuning only (no pre-training)"
+    objectives = backbone_config(checkpoint).objectives
+    if objectives.gla_global or objectives.gla_local:
+        return "GLA projections aligned by pre-training (image-report InfoNCE), then fine-tuned"
+    return (
+        "the fusion input projections, which this preset's pre-training (MIM, MLM, ITM) never "
+        "trains to align image with text: only retrieval fine-tuning aligns them, and only the "
+        "ITM re-ranking of the top k uses what pre-training learned. The GLA global objective "
+        "(objectives.gla_global, MPMA presets) trains the alignment in pre-training."
+    )
+
+
 def report_robustness(
     evaluation_results: pd.DataFrame,
     label_efficiency: pd.DataFrame,
@@ -189,6 +207,8 @@ def report_robustness(
         "severities": ", ".join(str(s) for s in params.severities),
         "baseline run for mCE": params.baseline_metrics or "none",
     }
+    if "retrieval" in finetune_manifest["tasks"]:
+        context["retrieval first stage"] = _retrieval_first_stage(finetune_manifest)
     if len(label_efficiency):
         summary["label_efficiency"] = efficiency.nested_values(label_efficiency)
     reference_rows = published_references.reference_rows(references, ingestion)
