@@ -168,6 +168,26 @@ def _untrained_sets(
     return perturbation_sets[keep]
 
 
+def _held_out_shift(ingestion: dict[str, Any] | None) -> dict[str, list[str]] | None:
+    """The held-out SynthRad sites' shift, per modality (None without a labeled SynthRad)."""
+    from robust_mmr_pipeline.pipelines.ingestion.params import IngestionParams
+    from robust_mmr_pipeline.sources.synthrad import SynthRadConfig
+    from robust_mmr_pipeline.sources.synthrad.config import site_shift
+
+    if not ingestion:
+        return None
+    shift: dict[str, list[str]] = {}
+    for spec in parse(IngestionParams, ingestion, "ingestion").sources:
+        if spec.kind != "synthrad" or spec.role != "labeled" or not spec.enabled:
+            continue
+        config = parse(SynthRadConfig, spec.options, "ingestion.sources[synthrad].options")
+        for site in config.sites:
+            if site.name in (config.held_out_sites or ()):
+                for modality, items in site_shift(site).items():
+                    shift.setdefault(modality, []).extend(f"{item} [{site.name}]" for item in items)
+    return shift or None
+
+
 def _retrieval_first_stage(manifest: dict[str, Any]) -> str:
     """What retrieval's contrastive first stage ranks with, said plainly."""
     from robust_mmr_pipeline.recipes.finetune import backbone_config
@@ -238,7 +258,7 @@ def report_robustness(
     lead = efficiency.label_efficiency_section(label_efficiency)
     extra = published_references.references_section(reference_rows)
     extra += reporting.perturbation_families_section(
-        _training_families(finetune_manifest), evaluation_results
+        _training_families(finetune_manifest), evaluation_results, _held_out_shift(ingestion)
     )
     markdown, page = (
         reporting.render_report(

@@ -319,3 +319,35 @@ def _weights(
     if any(v < 0 for v in out.values()) or sum(out.values()) <= 0:
         raise ValueError(f"{owner}: {name} must be non-negative with a positive sum, got {out}.")
     return out
+
+
+def site_shift(site: SiteConfig) -> dict[str, list[str]]:
+    """What a site's acquisition and reporting do, per modality, named by the perturbation
+    family each mechanism resembles where one does (``gamma``, ``gaussian_blur``,
+    ``downsample``, ...), else by the mechanism: what the report sets beside the training
+    and evaluation families, so a held-out site a training family imitates shows up."""
+    from robust_mmr_pipeline.sources.synthrad.text import REPORT_STYLES
+
+    image = [f"window {list(site.window)}", f"{site.noise_type} noise {site.noise_level}"]
+    image.append({"gaussian": "gaussian_noise", "poisson": "shot_noise"}.get(
+        site.noise_type, "speckle_noise"))  # fmt: skip
+    if site.gamma != 1.0:
+        image.append(f"gamma ({site.gamma})")
+    if site.blur_sigma > 0:
+        image.append(f"gaussian_blur (sigma {site.blur_sigma})")
+    if site.resolution_scale < 1.0:
+        image.append(f"downsample (x{site.resolution_scale})")
+    if site.bias_strength > 0:
+        image.append(f"bias_field ({site.bias_strength})")
+    if site.jpeg_quality is not None:
+        image.append(f"jpeg (quality {site.jpeg_quality})")
+    image += [f"artefact {a}" for a in site.artefacts]
+    style = REPORT_STYLES[site.style]
+    text = [f"reporting style {site.style!r}"]
+    if style.abbreviation:
+        text.append("abbreviation_contract")
+    if style.lowercase:
+        text.append("punctuation_case")
+    if style.american:
+        text.append("american spelling (synonym_swap's table)")
+    return {"image": image, "text": text}
