@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,16 @@ def count_trials(study: optuna.Study, states: Sequence[TrialState] = BUDGET_STAT
 
 
 def settle_running_trials(
-    study: optuna.Study, poll_s: float, sleep: Callable[[float], None] = time.sleep
+    study: optuna.Study,
+    poll_s: float,
+    stale_after_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, list[int]]:
     """Wait until no trial of the study is RUNNING (the other workers' trials finished, or
     were failed by Optuna's heartbeat check, which each poll runs: a worker silent for more
-    than ``grace_period_s`` is dead). Storages without a heartbeat return at once.
+    than ``grace_period_s`` is dead). A trial whose worker died before its first heartbeat
+    has none to go stale: :func:`fail_stale_trials` ends it once it is ``stale_after_s`` old.
+    Storages without a heartbeat return at once.
 
     Returns ``{"waited_for": [...], "heartbeat_failed": [...]}`` (trial numbers).
     """
@@ -217,7 +223,11 @@ def settle_running_trials(
         return {"waited_for": [], "heartbeat_failed": []}
     while True:
         running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        fail_heartbeat_stale_trials(study)
+        with warnings.catch_warnings():  # Optuna marks its heartbeat check experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_heartbeat_stale_trials(study)
+        if stale_after_s is not None:
+            fail_stale_trials(study, stale_after_s)
         still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         failed += sorted(
             t.number
@@ -291,5 +301,7 @@ def run_study(
             break
     settled = {"waited_for": [], "heartbeat_failed": []}
     if stopped == "max_total_trials":
-        settled = settle_running_trials(study, params.heartbeat_interval_s)
+        settled = settle_running_trials(
+            study, params.heartbeat_interval_s, params.stale_trial_timeout_s
+        )
     return {"trials_run": ran, "stale_marked_failed": stale, "stopped_by": stopped, **settled}

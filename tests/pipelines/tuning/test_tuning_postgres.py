@@ -41,15 +41,18 @@ def _start_worker(project: Path, url: str, log: Path) -> subprocess.Popen:
 
 
 def _running_trial_of(postgres: Any, database: str, pid: int) -> int | None:
-    """The number of the trial RUNNING in worker ``pid`` right now (its ``worker`` user
-    attribute), read from Optuna's tables; None before the tables or such a trial exist."""
+    """The number of the trial worker ``pid`` is in the middle of right now (RUNNING, its
+    ``worker`` user attribute, its heartbeat recorded), read from Optuna's tables; None before
+    the tables or such a trial exist."""
     import psycopg
 
     try:
         rows = postgres.query(
             database,
-            "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-            "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'worker'",
+            "SELECT t.number, a.value_json FROM trials t "
+            "JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+            "JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+            "WHERE t.state = 'RUNNING' AND a.key = 'worker'",
         )
     except psycopg.errors.UndefinedTable:
         return None
@@ -95,7 +98,7 @@ def test_a_killed_worker_loses_no_trial_and_the_dashboard_reads_the_study(
         killed_trial = wait_until(frozen_mid_trial, "a RUNNING trial of the victim", 600)
         victim.kill()
         victim.wait()
-        assert survivor.wait(timeout=900) == 0, _tail(logs["survivor"])
+        assert survivor.wait(timeout=600) == 0, _tail(logs["survivor"])
     finally:
         for process in (victim, survivor):
             if process.poll() is None:
