@@ -150,6 +150,10 @@ class DataRequirementsHooks:
         return parse(RequirementsParams, section, "requirements")
 
 
+class TrackingConfigError(RuntimeError):
+    """mlflow.yml leaves the tracking URI to an environment variable that is not set."""
+
+
 class MlflowExperimentHooks:
     """Create the MLflow experiment before kedro-mlflow looks it up, tolerating a race.
 
@@ -157,7 +161,9 @@ class MlflowExperimentHooks:
     together on a fresh store (``kedro run --pipelines tuning`` workers sharing a study) both
     see it missing and the second creation fails. This hook runs first (``tryfirst``) with
     kedro-mlflow's own configuration and accepts "already exists": the experiment is then there
-    when kedro-mlflow's hook runs.
+    when kedro-mlflow's hook runs. A configuration that takes the tracking URI from
+    ``MLFLOW_TRACKING_URI`` (``conf/tracking_server``) stops here when it is unset, instead of
+    tracking to a local folder no one else sees.
     """
 
     @hook_impl(tryfirst=True)
@@ -172,6 +178,13 @@ class MlflowExperimentHooks:
         except MissingConfigException:
             return
         config = KedroMlflowConfig.model_validate({**settings})
+        if config.server.mlflow_tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+            raise TrackingConfigError(
+                f"conf/{context.env or 'local'}/mlflow.yml (server.mlflow_tracking_uri: null) "
+                "tracks to the server named by MLFLOW_TRACKING_URI, which is not set. Fix: export "
+                "MLFLOW_TRACKING_URI=http://<tracking host>:5000 (the team's `mlflow server`), "
+                "or set server.mlflow_tracking_uri in that file."
+            )
         try:
             config.setup(context)
         except MlflowException as exc:
