@@ -18,7 +18,9 @@ One optimizer step
 Reproducibility: the data order depends only on ``config.seed``; the model's random streams
 (masking, dropout, perturbations) are seeded with ``seed + process_index`` and checkpointed per
 process together with the data position, so a resumed run reproduces the uninterrupted loss
-curve. Evaluation runs inside :func:`~robust_mmr_pipeline.engine.rng.preserved_rng_state`, so it
+curve. Each checkpoint's ``trainer_state.json`` lists the dataset indices every process read
+for the step (``step_samples``): in a multi-process run, disjoint slices of the global batch.
+Evaluation runs inside :func:`~robust_mmr_pipeline.engine.rng.preserved_rng_state`, so it
 never changes the training streams. The scheduler steps once per optimizer step, also when an
 fp16 step is skipped by the grad scaler (the schedule stays tied to the step count). A resumed
 run must be given the tokenizer saved with its checkpoint (checked).
