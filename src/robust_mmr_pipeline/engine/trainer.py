@@ -569,6 +569,8 @@ class _TrainingRun:
                 acc.backward(loss.reshape(()) / ga)
             terms = {"loss": loss}
             terms.update({k: v for k, v in dict(getattr(output, "losses", {}) or {}).items()})
+            # a model's diagnostics (same keys every step) are recorded beside its losses
+            terms.update(dict(getattr(output, "diagnostics", {}) or {}))
             for name, value in terms.items():
                 scalar = _scalar(value, acc.device)
                 sums[name] = sums[name] + scalar if name in sums else scalar

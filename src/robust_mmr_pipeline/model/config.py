@@ -254,6 +254,13 @@ class RobustConfig:
     # Centre p's outputs by their clean-batch mean (objectives.consistency_center); False is
     # METHOD.md's formula verbatim, which a constant p satisfies trivially.
     consistency_center: bool = True
+    # VICReg's anti-collapse terms (Bardes et al., ICLR 2022) on the projector output p(z̃) of
+    # the online branch, inside each consistency term: variance = mean_j relu(1 - std_j),
+    # covariance = Σ_{i≠j} C_ij² / k. Off by default until measured on the default run (the
+    # centred 1 - cos term collapses there: every projection on one line within 300 steps;
+    # the collapse statistics are logged every step, objectives.collapse_statistics).
+    variance_weight: float = 0.0
+    covariance_weight: float = 0.0
     domain_align_method: Literal["coral", "mmd"] = "coral"
     # α, λ_dc, λ_mr (and λ_align) ramp linearly from 0 to their weight over this share.
     ramp_fraction: float = 0.1

@@ -75,11 +75,14 @@ from robust_mmr_pipeline.model.vision import VisionEncoder
 
 @dataclass
 class PretrainOutput:
-    """``loss`` scalar (weighted total), ``losses`` detached per objective, ``metrics`` floats."""
+    """``loss`` scalar (weighted total), ``losses`` detached per objective, ``metrics`` floats,
+    ``diagnostics`` detached scalars the trainer logs and plots like the losses (the same keys
+    every step; not part of the total): the consistency terms' collapse statistics."""
 
     loss: Tensor
     losses: dict[str, Tensor] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -519,6 +522,11 @@ class MMRModel(nn.Module):
             for name, head in (("modality_resilience", self.mr_head),):
                 if head is not None:
                     losses[name] = O._zero_like_graph(head(clean.fused))
+                    with torch.no_grad():
+                        projected = head.project(clean.fused)
+                    stats = O.collapse_statistics(projected, projected[:0], projected[:0])
+                    for stat, value in {**stats, "variance": 0.0, "covariance": 0.0}.items():
+                        metrics[f"{name}_{stat}"] = value
             return
         rows = view.rows
         aware = robust.perturbation_aware_masking and view.image_view
@@ -570,10 +578,28 @@ class MMRModel(nn.Module):
                     projected = head.project(target)  # [B, k] the whole clean batch
                 center = O.consistency_center(projected) if robust.consistency_center else None
                 if bool(sel.any()):
-                    online = head(run.fused[sel])
-                    losses[name] = O.consistency_loss(online, projected[rows][sel], center)
+                    online_projected = head.project(run.fused[sel])
+                    online = head.predictor(online_projected)
+                    target_rows = projected[rows][sel]
+                    loss = O.consistency_loss(online, target_rows, center)
+                    variance = cov = loss.new_zeros(())
+                    if len(online_projected) > 1:  # logged always, optimised when weighted
+                        variance, cov = O.variance_covariance(online_projected)
+                        if robust.variance_weight > 0 or robust.covariance_weight > 0:
+                            loss = loss + robust.variance_weight * variance
+                            loss = loss + robust.covariance_weight * cov
+                    losses[name] = loss
+                    pair = (online, target_rows)
+                    if center is not None:
+                        pair = (online - center, target_rows - center)
+                    stats = O.collapse_statistics(projected, *pair)
+                    stats.update(variance=float(variance.detach()), covariance=float(cov.detach()))
                 else:  # nobody in this role this step: 0, still in the graph
                     losses[name] = O._zero_like_graph(head(run.fused))
+                    stats = O.collapse_statistics(projected, projected[:0], projected[:0])
+                    stats.update(variance=0.0, covariance=0.0)
+                for stat, value in stats.items():
+                    metrics[f"{name}_{stat}"] = value
         metrics["view_image"] = float(view.image_view)
         metrics["view_text"] = float(view.text_view)
         metrics["severity_max"] = float(view.severity_max)
@@ -602,7 +628,14 @@ class MMRModel(nn.Module):
             total = term if total is None else total + term
             ordered[name] = losses[name].detach()
         assert total is not None
-        return PretrainOutput(total, ordered, metrics)
+        # the collapse statistics of the consistency terms, logged and plotted like a loss
+        diagnostics = {
+            f"{name}_{stat}": torch.tensor(metrics[f"{name}_{stat}"])
+            for name in ("domain_consistency", "modality_resilience")
+            for stat in O.COLLAPSE_STATISTICS
+            if f"{name}_{stat}" in metrics
+        }
+        return PretrainOutput(total, ordered, metrics, diagnostics)
 
     # ---------------------------------------------------------------- M3AE step
     def forward_m3ae_style(self, batch: dict[str, Tensor], progress: float = 1.0) -> PretrainOutput:

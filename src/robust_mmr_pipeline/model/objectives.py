@@ -171,6 +171,50 @@ def consistency_center(projected_clean: Tensor) -> Tensor:
     return projected_clean.detach().float().mean(dim=0)
 
 
+def variance_covariance(projected: Tensor, gamma: float = 1.0) -> tuple[Tensor, Tensor]:
+    """VICReg's regularisers of a batch of projections ``[n, k]`` (n >= 2):
+
+    ``var = mean_j relu(gamma - sqrt(Var_j + 1e-4))`` keeps every dimension spread over the
+    batch; ``cov = Σ_{i≠j} C_ij² / k`` (C the batch covariance) decorrelates the dimensions.
+    Together they rule out the collapse of an invariance term onto a point or a line.
+    """
+    x = projected.float()
+    std = torch.sqrt(x.var(dim=0) + 1e-4)
+    variance = F.relu(gamma - std).mean()
+    c = covariance(x)
+    off_diagonal = c - torch.diag(torch.diagonal(c))
+    return variance, off_diagonal.pow(2).sum() / x.shape[1]
+
+
+COLLAPSE_STATISTICS: tuple[str, ...] = ("std", "eff_rank", "cos_high", "variance", "covariance")
+
+
+def collapse_statistics(projected: Tensor, online: Tensor, target: Tensor) -> dict[str, float]:
+    """How close a consistency term is to collapse (logged every step, no gradient):
+
+    * ``std``: per-dimension std over the batch of the L2-normalised, batch-centred
+      projections ``[n, k]`` (what the centred cosine compares), averaged over dimensions:
+      ~1/sqrt(k) when they spread over the sphere, 0 when collapsed to a point;
+    * ``eff_rank``: exp of the entropy of the normalised singular values of the centred
+      projections (1 = a line, k = isotropic);
+    * ``cos_high``: share of rows with ``|cos(online, target)| > 0.99`` (every row at ±1:
+      the centred cosine has no gradient left).
+    """
+    with torch.no_grad():
+        centred = projected.float() - projected.float().mean(dim=0, keepdim=True)
+        x = F.normalize(centred, dim=-1)
+        std = float(x.std(dim=0).mean()) if len(x) > 1 else 0.0
+        singular = torch.linalg.svdvals(centred)
+        p = singular / singular.sum().clamp_min(1e-12)
+        entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+        cos = F.cosine_similarity(online.float(), target.float(), dim=-1)
+        return {
+            "std": std,
+            "eff_rank": float(torch.exp(entropy)),
+            "cos_high": float((cos.abs() > 0.99).float().mean()) if len(cos) else 0.0,
+        }
+
+
 def _domain_groups(features: Tensor, domain_ids: Tensor) -> list[Tensor]:
     """Feature blocks of the domains with at least two samples in the batch."""
     groups = []

@@ -177,11 +177,13 @@ def finetune_task(
     log_to_mlflow: bool = True,
     log_prefix: str | None = None,
     linear_probe_epochs: int = 0,
+    linear_probe_lr: float = 1e-3,
 ) -> FinetuneSummary:
     """Fine-tune ``task`` on ``train_rows``, select the best step on ``val_rows``.
 
     ``linear_probe_epochs`` > 0 (LP-FT, vqa / classification): the new head is first fitted
-    for that many epochs on the frozen backbone's features of the train rows
+    for that many epochs (AdamW at ``linear_probe_lr``) on the frozen backbone's features of the
+    train rows
     (:mod:`robust_mmr_pipeline.tasks.probe`), and the probed model competes in model
     selection as step 0 before every layer is fine-tuned.
 
@@ -262,7 +264,7 @@ def finetune_task(
             tokenizer,
             text_column="question" if task == "vqa" else "text",
             epochs=linear_probe_epochs,
-            lr=config.lr * config.head_lr_mult,
+            lr=linear_probe_lr,
             weight_decay=config.weight_decay,
             batch_size=config.batch_size,
             seed=config.seed,
@@ -478,6 +480,7 @@ def finetune_all(
                 log_to_mlflow=params.log_to_mlflow,
                 log_prefix=prefix if fraction >= 1.0 else f"{prefix}/budget_{100 * fraction:g}pct",
                 linear_probe_epochs=params.pretrained.linear_probe_epochs if pretrained else 0,
+                linear_probe_lr=params.pretrained.linear_probe_lr,
             )
             entry = summary.as_dict()
             entry["retrieval_k"] = split_task_options(params.task_options.get(task))[1][

@@ -158,5 +158,6 @@ def watch_summary(history: list[Mapping[str, float]]) -> dict[str, Any]:
     scored = [r for r in history if PROBE_METRIC in r]
     if not scored:
         return {}
-    best = max(scored, key=lambda r: (r[PROBE_METRIC], r["step"]))
+    # the first step reaching the best accuracy: the one PretrainWatch kept (strict gains only)
+    best = max(scored, key=lambda r: (r[PROBE_METRIC], -r["step"]))
     return {"best_step": int(best["step"]), "best_probe_accuracy": float(best[PROBE_METRIC])}

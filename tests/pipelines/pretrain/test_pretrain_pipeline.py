@@ -45,6 +45,18 @@ def test_pretrain_leaves_checkpoint_mlflow_run_and_plot(upstream: Path, run_kedr
     assert (upstream / "data/08_reporting/pretrain_losses.png").stat().st_size > 1000
     losses = pd.read_csv(upstream / "data/08_reporting/pretrain_losses.csv")
     assert set(OBJECTIVE_KEYS["robust_mmr"]) <= set(losses.columns)
+    # watched on validation every 2 steps (test env): held-out losses and the frozen probe;
+    # the checkpoint handed on is the best probe step, under best/
+    history = manifest["watch"]["history"]
+    assert [int(r["step"]) for r in history] == [2, 4]
+    for record in history:
+        assert 0.0 <= record["probe/accuracy"] <= 1.0
+        assert {"val/mim", "val/mlm", "val/itm"} <= set(record)
+    best = max(history, key=lambda r: (r["probe/accuracy"], -r["step"]))  # first best step
+    assert manifest["watch"]["best_step"] == int(best["step"])
+    assert Path(manifest["checkpoint"]).parent.name == "best"
+    assert Path(manifest["checkpoint"]).name == f"step-{int(best['step']):08d}"
+    assert Path(manifest["last_checkpoint"]).name == "step-00000004"
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{upstream / 'mlflow.db'}")
     runs = client.search_runs(
@@ -54,6 +66,7 @@ def test_pretrain_leaves_checkpoint_mlflow_run_and_plot(upstream: Path, run_kedr
     assert pretrain_runs, "the pretrain run logged no per-objective metrics"
     run = pretrain_runs[0]
     assert {"train/mim", "train/itm", "train/domain_consistency"} <= set(run.data.metrics)
+    assert {"eval/probe/accuracy", "eval/val/mlm"} <= set(run.data.metrics)
     assert run.data.metrics["throughput/samples_per_s"] > 0
     artifacts = client.list_artifacts(run.info.run_id, "checkpoints")
     assert artifacts, "the final checkpoint was not logged as an artifact"

@@ -65,7 +65,8 @@ def evaluate_models(
         retrieval_k={t: int(e.get("retrieval_k", 16)) for t, e in trained.items()},
         backbone_checkpoint=finetune_manifest.get("backbone_checkpoint"),
     )
-    return recipe.evaluate_all(plan, perturbation_sets, image_cache["cache_dir"], params)
+    sets = _untrained_sets(perturbation_sets, params, finetune_manifest)
+    return recipe.evaluate_all(plan, sets, image_cache["cache_dir"], params)
 
 
 def evaluate_label_efficiency(
@@ -132,19 +133,57 @@ def _histories(manifest: dict[str, Any], reference: dict[str, Any]) -> dict[str,
 def _training_families(manifest: dict[str, Any]) -> dict[str, list[str]] | None:
     """The degraded-view perturbation families the backbone was pre-trained with (None when
     it was not pre-trained or its preset uses no degraded view)."""
+    from robust_mmr_pipeline.perturb.families import training_families
     from robust_mmr_pipeline.recipes.finetune import backbone_config
 
     checkpoint = manifest.get("backbone_checkpoint")
     if manifest.get("from_scratch") or not checkpoint or not Path(checkpoint).exists():
         return None
     config = backbone_config(checkpoint)
-    if not config.needs_perturbed_views:
-        return None
-    image_p, text_p, both_p = config.robust.view_probs
-    return {
-        "image": list(config.robust.image_perturbations) if image_p + both_p > 0 else [],
-        "text": list(config.robust.text_perturbations) if text_p + both_p > 0 else [],
+    return training_families(config) if config.needs_perturbed_views else None
+
+
+def _untrained_sets(
+    perturbation_sets: pd.DataFrame, params: EvaluationParams, manifest: dict[str, Any]
+) -> pd.DataFrame:
+    """The perturbed sets minus the backbone's training families: ``all`` leaves them out, an
+    explicit list naming one is refused (a gain there would be a copy of the test)."""
+    from robust_mmr_pipeline.perturb.families import check_disjoint
+
+    training = _training_families(manifest)
+    if not training:
+        return perturbation_sets
+    explicit = {
+        modality: list(chosen)
+        for modality in ("image", "text")
+        if (chosen := getattr(params, f"{modality}_perturbations")) != "all"
     }
+    check_disjoint(training, explicit, f"evaluation of {manifest.get('backbone_checkpoint')}")
+    trained = {(m, p) for m, names in training.items() for p in names}
+    keep = [
+        (m, p) not in trained
+        for m, p in zip(perturbation_sets["modality"], perturbation_sets["perturbation"],
+                        strict=True)
+    ]  # fmt: skip
+    return perturbation_sets[keep]
+
+
+def _retrieval_first_stage(manifest: dict[str, Any]) -> str:
+    """What retrieval's contrastive first stage ranks with, said plainly."""
+    from robust_mmr_pipeline.recipes.finetune import backbone_config
+
+    checkpoint = manifest.get("backbone_checkpoint")
+    if manifest.get("from_scratch") or not checkpoint or not Path(checkpoint).exists():
+        return "projections trained by retrieval fine-tuning only (no pre-training)"
+    objectives = backbone_config(checkpoint).objectives
+    if objectives.gla_global or objectives.gla_local:
+        return "GLA projections aligned by pre-training (image-report InfoNCE), then fine-tuned"
+    return (
+        "the fusion input projections, which this preset's pre-training (MIM, MLM, ITM) never "
+        "trains to align image with text: only retrieval fine-tuning aligns them, and only the "
+        "ITM re-ranking of the top k uses what pre-training learned. The GLA global objective "
+        "(objectives.gla_global, MPMA presets) trains the alignment in pre-training."
+    )
 
 
 def report_robustness(
@@ -189,6 +228,8 @@ def report_robustness(
         "severities": ", ".join(str(s) for s in params.severities),
         "baseline run for mCE": params.baseline_metrics or "none",
     }
+    if "retrieval" in finetune_manifest["tasks"]:
+        context["retrieval first stage"] = _retrieval_first_stage(finetune_manifest)
     if len(label_efficiency):
         summary["label_efficiency"] = efficiency.nested_values(label_efficiency)
     reference_rows = published_references.reference_rows(references, ingestion)

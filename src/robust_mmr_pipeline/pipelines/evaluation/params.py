@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -63,6 +64,32 @@ class EvaluationParams:
                 raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(known)}")
         if self.retrieval_k is not None and self.retrieval_k < 1:
             raise ValueError("retrieval_k must be >= 1 (or null)")
+
+    def validate_with(self, parameters: Any) -> None:
+        """Before the run: no evaluation family is one the configured pre-training trains on
+        (perturb/families.py); ``all`` leaves those out by itself."""
+        from robust_mmr_pipeline.params import ParameterError, parse
+        from robust_mmr_pipeline.perturb.families import (
+            check_disjoint,
+            evaluation_families,
+            training_families,
+        )
+        from robust_mmr_pipeline.pipelines.pretrain.params import PretrainParams
+
+        pretrain = parameters.get("pretrain") if isinstance(parameters, dict) else None
+        if not pretrain:
+            return
+        training = training_families(parse(PretrainParams, pretrain, "pretrain").model_config())
+        evaluated = {
+            modality: evaluation_families(
+                getattr(self, f"{modality}_perturbations"), modality, training
+            )
+            for modality in ("image", "text")
+        }
+        try:
+            check_disjoint(training, evaluated, "evaluation")
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from None
 
     def wants(self, modality: str, name: str) -> bool:
         chosen = self.image_perturbations if modality == "image" else self.text_perturbations

@@ -29,18 +29,21 @@ class PretrainedRecipe:
 
     ``trainer`` overrides ``finetune.trainer`` (a lower lr, ``layer_decay`` for layer-wise lr
     decay); ``linear_probe_epochs`` > 0 is LP-FT: the head is fitted on frozen features for that
-    many epochs first (0: plain fine-tuning). ``plain_ft_reference``: also fine-tune the
-    pre-trained backbone with the from-scratch recipe (the "plain FT" row of the report) at
-    the budgets listed there.
+    many epochs first, at ``linear_probe_lr`` (0: plain fine-tuning). ``plain_ft_reference``:
+    also fine-tune the pre-trained backbone with the from-scratch recipe (the "plain FT" row of
+    the report) at the budgets listed there.
     """
 
     trainer: dict[str, Any] = field(default_factory=dict)
     linear_probe_epochs: int = 0
+    linear_probe_lr: float = 1e-3
     plain_ft_reference: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.linear_probe_epochs < 0:
             raise ValueError(f"linear_probe_epochs must be >= 0, got {self.linear_probe_epochs}")
+        if not self.linear_probe_lr > 0:
+            raise ValueError(f"linear_probe_lr must be > 0, got {self.linear_probe_lr}")
 
 
 @dataclass

@@ -81,6 +81,12 @@ class PretrainParams:
     def run_dir(self) -> str:
         return f"{self.output_dir}/{self.preset}"
 
+    def model_config(self) -> Any:
+        """The ModelConfig of ``preset`` / ``size`` / ``model`` (vocabulary not yet sized)."""
+        from robust_mmr_pipeline.model import apply_preset
+
+        return apply_preset(self.preset, self.model, size=self.size)
+
     def validate_with(self, parameters: Any) -> None:
         """Before the run (ParameterValidationHooks): the weight files and the checkpoint this
         run starts from exist and are readable, so a bad path stops it before any node."""
