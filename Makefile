@@ -29,13 +29,15 @@ export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export KEDRO_LOGGING_CONFIG := $(CURDIR)/conf/logging.yml
 
-.PHONY: install lock run ablation test lint format bench diagnose viz notebooks mlflow-ui optuna-dashboard clean
+.PHONY: install lock run ablation test test-scaleout lint format bench diagnose viz notebooks mlflow-ui optuna-dashboard clean
 
 install: $(STAMP)
 
 # torch first; then exactly the committed lock (every package pinned, --no-deps, so nothing is
 # resolved on the machine and nothing can swap torch), minus the packages TORCH_SPEC installs;
-# then the project itself; `pip check` proves the set is consistent.
+# then the project itself; `pip check` proves the set is consistent. The .pth file guards the
+# torchvision import of every program in the venv (src/robust_mmr_pipeline/_torchvision_compat.py):
+# `accelerate launch` imports timm, so torchvision, before any module of this project.
 $(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel
@@ -44,6 +46,7 @@ $(STAMP): $(LOCK) pyproject.toml Makefile
 	grep -v -i -E '^($(TORCH_NAMES))==' $(LOCK) > $(VENV)/lock-install.txt
 	$(BIN)/python -m pip install -q --no-deps -c $(VENV)/constraints.txt -r $(VENV)/lock-install.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'robust_mmr_pipeline_torchvision.pth').write_text('import robust_mmr_pipeline._torchvision_compat as guard; guard.install_import_guard()\\n')"
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
@@ -69,6 +72,11 @@ ablation: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# README "Scale-out": Optuna workers on a throwaway PostgreSQL server (one killed mid-trial),
+# an MLflow tracking server on it, accelerate launch of pre-training (also part of `make test`).
+test-scaleout: $(STAMP)
+	$(BIN)/python -m pytest -m scaleout $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -143,3 +143,19 @@ def execute_notebook(kedro_project: Path, monkeypatch: pytest.MonkeyPatch) -> Ca
         return notebook
 
     return _execute
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the test session (Debian's package); skipped, with the
+    install command, where no server binary is installed."""
+    from scaleout_support import POSTGRES_INSTALL, postgres_bindir, throwaway_postgres
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL server binary not found (/usr/lib/postgresql/<version>/bin/postgres or "
+            f"postgres on PATH); install Debian's package: {POSTGRES_INSTALL}"
+        )
+    with throwaway_postgres(bindir) as server:
+        yield server

@@ -24,7 +24,7 @@ from kedro.framework.cli.project import run as kedro_run
 # sys.modules when an error arrives, so this CLI imports none of them (nor torch) at start-up:
 # an error of a module never imported cannot have been raised.
 USER_ERRORS: dict[str, tuple[str, ...]] = {
-    "robust_mmr_pipeline.hooks": ("ProjectBusyError",),
+    "robust_mmr_pipeline.hooks": ("ProjectBusyError", "TrackingConfigError"),
     "robust_mmr_pipeline.params": ("ParameterError",),
     "robust_mmr_pipeline.sources._common": ("IngestionError",),
     "robust_mmr_pipeline.validation.report": ("DataValidationError",),

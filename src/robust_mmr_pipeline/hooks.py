@@ -1,7 +1,7 @@
 """Project hooks: typed parameter validation and the data requirements check before a run, a
 summary of results after it, one run at a time per project (run lock), no MLflow run left
-RUNNING by a dead or interrupted process, and a replaced run's checkpoints deleted only once
-no manifest names them."""
+RUNNING by a dead or interrupted process, a replaced run's checkpoints deleted only once
+no manifest names them, and in a multi-process launch one process that writes."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ except ImportError:  # Windows: no run lock
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
+from robust_mmr_pipeline.launch import broadcast_from_main, launched_process
 from robust_mmr_pipeline.params import check_sections, validate_sections
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,10 @@ class DataRequirementsHooks:
         return parse(RequirementsParams, section, "requirements")
 
 
+class TrackingConfigError(RuntimeError):
+    """mlflow.yml leaves the tracking URI to an environment variable that is not set."""
+
+
 class MlflowExperimentHooks:
     """Create the MLflow experiment before kedro-mlflow looks it up, tolerating a race.
 
@@ -156,7 +161,9 @@ class MlflowExperimentHooks:
     together on a fresh store (``kedro run --pipelines tuning`` workers sharing a study) both
     see it missing and the second creation fails. This hook runs first (``tryfirst``) with
     kedro-mlflow's own configuration and accepts "already exists": the experiment is then there
-    when kedro-mlflow's hook runs.
+    when kedro-mlflow's hook runs. A configuration that takes the tracking URI from
+    ``MLFLOW_TRACKING_URI`` (``conf/tracking_server``) stops here when it is unset, instead of
+    tracking to a local folder no one else sees.
     """
 
     @hook_impl(tryfirst=True)
@@ -171,6 +178,13 @@ class MlflowExperimentHooks:
         except MissingConfigException:
             return
         config = KedroMlflowConfig.model_validate({**settings})
+        if config.server.mlflow_tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+            raise TrackingConfigError(
+                f"conf/{context.env or 'local'}/mlflow.yml (server.mlflow_tracking_uri: null) "
+                "tracks to the server named by MLFLOW_TRACKING_URI, which is not set. Fix: export "
+                "MLFLOW_TRACKING_URI=http://<tracking host>:5000 (the team's `mlflow server`), "
+                "or set server.mlflow_tracking_uri in that file."
+            )
         try:
             config.setup(context)
         except MlflowException as exc:
@@ -191,6 +205,8 @@ class RunSummaryHooks:
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        if not launched_process().is_main:
+            return  # one summary per launch
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
         label = ", ".join(n for n in names if n) or "__default__"
         lines = [f"Run finished (pipeline: {label})."]
@@ -239,6 +255,8 @@ class ReplacedCheckpointHooks:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        if not launched_process().is_main:
+            return  # the other processes of a launch saved nothing (LaunchedProcessHooks)
         from robust_mmr_pipeline.engine.checkpoint import REPLACED_FILE, retire_replaced
 
         for checkpoint in _named_checkpoints(data):
@@ -427,7 +445,8 @@ class ProjectRunLockHooks:
 
     A wrapper around ``before_pipeline_run``: a refused run raises before kedro-mlflow opens an
     MLflow run or any node starts; an error in a later ``before_pipeline_run`` hook (e.g. bad
-    parameters) releases the lock again.
+    parameters) releases the lock again. In a multi-process launch process 0 takes the lock for
+    the launch and tells the others whether it got it (they stop with its message if not).
     """
 
     def __init__(self, shared_pipelines: Iterable[str] = ("tuning",)) -> None:
@@ -438,14 +457,26 @@ class ProjectRunLockHooks:
     def before_pipeline_run(self, run_params: dict[str, Any]) -> Iterator[Any]:
         self._release()  # left by a run of this process that ended without its closing hooks
         names = _pipeline_names(run_params)
-        lock = ProjectRunLock(run_params.get("project_path") or Path.cwd())
-        lock.acquire(
-            names,
-            shared=set(names) <= self.shared_pipelines,
-            env=run_params.get("env"),
-            shared_pipelines=self.shared_pipelines,
-        )
-        self._lock = lock
+        process = launched_process()
+        refused: str | None = None
+        if process.is_main:
+            lock = ProjectRunLock(run_params.get("project_path") or Path.cwd())
+            try:
+                lock.acquire(
+                    names,
+                    shared=set(names) <= self.shared_pipelines,
+                    env=run_params.get("env"),
+                    shared_pipelines=self.shared_pipelines,
+                )
+            except ProjectBusyError as exc:
+                refused = str(exc)
+            else:
+                self._lock = lock
+        refused = broadcast_from_main(refused)
+        if refused is not None:
+            if process.is_main:
+                raise ProjectBusyError(refused)
+            raise ProjectBusyError(f"Process 0 of this launch did not start. {refused}")
         try:
             return (yield)
         except BaseException:
@@ -549,8 +580,8 @@ class MlflowRunStateHooks:
 
     @hook_impl(wrapper=True)
     def before_pipeline_run(self, run_params: dict[str, Any]) -> Iterator[Any]:
-        if not self._enabled:
-            return (yield)
+        if not self._enabled or not launched_process().is_main:
+            return (yield)  # the other processes of a launch open no MLflow run
         import mlflow
 
         self.end_interrupted_run()  # left by a pipeline of this process that never ended
@@ -611,3 +642,58 @@ class MlflowRunStateHooks:
         if client.get_run(run_id).info.status == "RUNNING":  # no longer the active run
             client.set_tag(run_id, TAG_KILLED, reason)
             client.set_terminated(run_id, status="KILLED")
+
+
+# ----------------------------------------------------------------------------- launches
+
+
+class LaunchedProcessHooks:
+    """A multi-process launch (``accelerate launch -m robust_mmr_pipeline run``, ``torchrun``)
+    runs the same Kedro run in every process: each runs every node (training steps are
+    collective), and process 0 alone writes.
+
+    In the other processes every dataset the pipeline writes becomes a ``MemoryDataset`` (the
+    nodes' outputs stay in memory: no file of ``data/`` is written twice, the loss table and
+    the manifests come from process 0) and kedro-mlflow's tracking is off for the run. Process
+    0 holds the run lock and the MLflow run (:class:`ProjectRunLockHooks`,
+    :class:`MlflowRunStateHooks`); the training engine writes checkpoints from process 0 only.
+    Each process logs its place (rank, pid) once, so a log of the launch reads unambiguously.
+    Runs ``tryfirst``: before kedro-mlflow's hook decides whether to open a run.
+    """
+
+    def __init__(self) -> None:
+        self._context: Any = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._context = context
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
+        process = launched_process()
+        if not process.launched:
+            return
+        if process.is_main:
+            logger.info(
+                "Launch of %d processes: %s writes data/, the MLflow run and checkpoints and "
+                "holds the run lock; the others keep their outputs in memory.",
+                process.world_size,
+                process.describe(),
+            )
+            return
+        from kedro.io import MemoryDataset
+
+        mlflow_config = getattr(self._context, "mlflow", None)
+        if mlflow_config is not None:
+            disabled = mlflow_config.tracking.disable_tracking
+            disabled.pipelines = sorted({*disabled.pipelines, *_pipeline_names(run_params)})
+        outputs = sorted(pipeline.all_outputs())
+        for name in outputs:
+            catalog[name] = MemoryDataset(copy_mode="assign")
+        logger.info(
+            "Launch of %d processes: %s runs the nodes with process 0 and keeps its %d outputs "
+            "in memory (no MLflow run, no run lock: process 0 holds them).",
+            process.world_size,
+            process.describe(),
+            len(outputs),
+        )

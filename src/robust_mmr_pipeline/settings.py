@@ -13,6 +13,7 @@ from kedro.config import OmegaConfigLoader
 
 from robust_mmr_pipeline.hooks import (
     DataRequirementsHooks,
+    LaunchedProcessHooks,
     MlflowExperimentHooks,
     MlflowRunStateHooks,
     ParameterValidationHooks,
@@ -41,6 +42,8 @@ HOOKS = (
     ProjectRunLockHooks(shared_pipelines=("tuning",)),
     MlflowRunStateHooks(),
     ReplacedCheckpointHooks(),
+    # A multi-process launch (accelerate launch): process 0 alone writes outputs and MLflow.
+    LaunchedProcessHooks(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

@@ -15,7 +15,7 @@ from robust_mmr_pipeline.tuning import TuningParams, build_storage, open_study, 
 from robust_mmr_pipeline.tuning.objective import validation_split
 from robust_mmr_pipeline.tuning.report import params_string, study_figures
 from robust_mmr_pipeline.tuning.space import model_overrides, sample
-from robust_mmr_pipeline.tuning.study import fail_stale_trials
+from robust_mmr_pipeline.tuning.study import fail_stale_trials, settle_running_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[2]
@@ -130,6 +130,40 @@ def test_sqlite_heartbeat_fails_the_trial_of_a_dead_worker(tmp_path: Path) -> No
     run_study(open_study(params), _objective(), params)
     states = [t.state for t in open_study(params).get_trials()]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.COMPLETE]
+
+
+def test_a_worker_at_the_budget_waits_for_running_trials_and_the_heartbeat_fails_the_dead(
+    tmp_path: Path,
+) -> None:
+    # Two trials of other workers are RUNNING when this worker finds the budget used up: one
+    # worker is alive (its trial completes while we wait; the injected sleep plays its part),
+    # the other is dead (its heartbeat two hours old). No wall clock is involved.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    params = _params(
+        tmp_path, storage=url, heartbeat_interval_s=60, grace_period_s=3600, max_total_trials=3
+    )
+    storage = build_storage(params)
+    study = open_study(params, storage)
+    study.tell(study.ask(), 0.5)
+    alive, dead = study.ask(), study.ask()
+    storage.record_heartbeat(alive._trial_id)
+    storage.record_heartbeat(dead._trial_id)
+    _backdate_heartbeat(storage, dead._trial_id, dt.timedelta(hours=2))
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        study.tell(alive, 0.7)  # the live worker finishes its trial meanwhile
+
+    settled = settle_running_trials(open_study(params, storage), 60, sleep=sleep)
+    assert settled == {"waited_for": [1, 2], "heartbeat_failed": [2]}
+    assert polls == [60]
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+    # what run_study reports: nothing run, stopped by the budget, the waiting done
+    worker = run_study(open_study(params, storage), _objective(), params)
+    assert worker["trials_run"] == [] and worker["stopped_by"] == "max_total_trials"
+    assert worker["waited_for"] == [] and worker["heartbeat_failed"] == []
 
 
 def test_trial_seeds_are_reproducible_and_distinct_per_trial(tmp_path: Path) -> None:

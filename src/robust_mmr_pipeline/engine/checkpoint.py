@@ -72,6 +72,7 @@ from robust_mmr_pipeline.engine.registry import (
     resolve_model_class,
 )
 from robust_mmr_pipeline.engine.rng import RngState, rng_state_from_files, rng_states_to_files
+from robust_mmr_pipeline.launch import launched_process
 
 LOGGER = logging.getLogger(__name__)
 
@@ -757,8 +758,7 @@ def start_run(
         return RunTarget(output_dir, output_dir, folders)
     replaces = any(_has_checkpoints(output_dir / name) for name in folders)
     # one process discards (nothing is written there before the training run's first barrier)
-    main = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-    if prepare and main and staging.exists():
+    if prepare and launched_process().is_main and staging.exists():
         unfinished = [p.name for name in folders for _s, p in list_checkpoints(staging / name)]
         LOGGER.info(
             "Discarding an unfinished replacement run in %s (%s); the published run in %s is "

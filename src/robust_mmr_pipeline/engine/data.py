@@ -569,6 +569,8 @@ class GlobalBatchSampler(Sampler[list[int]]):
         self.local_batch_size = self.batch_size // self.world_size
         self.epoch = 0
         self.start_batch = 0
+        self._perm_epoch: int | None = None
+        self._perm: torch.Tensor | None = None
 
     @property
     def batches_per_epoch(self) -> int:
@@ -581,23 +583,40 @@ class GlobalBatchSampler(Sampler[list[int]]):
         self.start_batch = int(start_batch)
 
     def permutation(self, epoch: int) -> torch.Tensor:
-        """Sample order of ``epoch``."""
+        """Sample order of ``epoch`` (the last one asked for is kept)."""
+        if self._perm_epoch == epoch and self._perm is not None:
+            return self._perm
         if not self.shuffle:
-            return torch.arange(self.num_samples)
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % (2**63))
-        return torch.randperm(self.num_samples, generator=generator)
+            perm = torch.arange(self.num_samples)
+        else:
+            generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % (2**63))
+            perm = torch.randperm(self.num_samples, generator=generator)
+        self._perm_epoch, self._perm = epoch, perm
+        return perm
 
     def global_batch(self, epoch: int, batch: int) -> list[int]:
         """All sample indices of global batch ``batch`` of ``epoch`` (every rank's share)."""
         perm = self.permutation(epoch)
         return perm[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
 
-    def __iter__(self) -> Iterator[list[int]]:
-        perm = self.permutation(self.epoch)
+    def local_batch(self, epoch: int, batch: int) -> list[int]:
+        """This rank's sample indices of global batch ``batch`` of ``epoch``."""
+        start = batch * self.batch_size + self.rank * self.local_batch_size
+        return self.permutation(epoch)[start : start + self.local_batch_size].tolist()
+
+    def describe(self) -> str:
+        """Which part of every global batch this rank reads (for the log of a launch)."""
         lo = self.rank * self.local_batch_size
+        return (
+            f"samples [{lo}, {lo + self.local_batch_size}) of each global batch of "
+            f"{self.batch_size}, {self.batches_per_epoch} global batches per epoch of "
+            f"{self.num_samples} samples, one order for all ranks (seed {self.seed})"
+        )
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch = self.epoch
         for batch in range(self.start_batch, self.batches_per_epoch):
-            start = batch * self.batch_size + lo
-            yield perm[start : start + self.local_batch_size].tolist()
+            yield self.local_batch(epoch, batch)
 
     def __len__(self) -> int:
         return max(0, self.batches_per_epoch - self.start_batch)
@@ -607,7 +626,8 @@ class BatchStream:
     """An endless stream of this rank's micro-batches over epochs, with a resumable position.
 
     ``position`` is ``(epoch, batches consumed in that epoch)``; it is what a checkpoint stores.
-    One ``DataLoader`` is reused across epochs (persistent workers stay alive).
+    ``last_indices``: the dataset indices of the micro-batch :meth:`next` returned last (this
+    rank's). One ``DataLoader`` is reused across epochs (persistent workers stay alive).
     """
 
     def __init__(
@@ -617,6 +637,7 @@ class BatchStream:
         self.sampler = sampler
         self.epoch = int(epoch)
         self.batch = int(batch)
+        self.last_indices: list[int] = []
         self._iterator: Iterator[Any] | None = None
 
     @property
@@ -637,6 +658,7 @@ class BatchStream:
                 self.epoch += 1
                 self.batch = 0
                 continue
+            self.last_indices = self.sampler.local_batch(self.epoch, self.batch)
             self.batch += 1
             return item
         raise RuntimeError("The data loader yielded no batch for a whole epoch.")

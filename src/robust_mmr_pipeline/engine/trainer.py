@@ -18,7 +18,9 @@ One optimizer step
 Reproducibility: the data order depends only on ``config.seed``; the model's random streams
 (masking, dropout, perturbations) are seeded with ``seed + process_index`` and checkpointed per
 process together with the data position, so a resumed run reproduces the uninterrupted loss
-curve. Evaluation runs inside :func:`~robust_mmr_pipeline.engine.rng.preserved_rng_state`, so it
+curve. Each checkpoint's ``trainer_state.json`` lists the dataset indices every process read
+for the step (``step_samples``): in a multi-process run, disjoint slices of the global batch.
+Evaluation runs inside :func:`~robust_mmr_pipeline.engine.rng.preserved_rng_state`, so it
 never changes the training streams. The scheduler steps once per optimizer step, also when an
 fp16 step is skipped by the grad scaler (the schedule stays tied to the step count). A resumed
 run must be given the tokenizer saved with its checkpoint (checked).
@@ -279,6 +281,8 @@ class _TrainingRun:
         self.last_eval_step: int | None = None
         self.train_time = 0.0
         self.run_samples = 0
+        # dataset indices this process read for the last step taken (or attempted)
+        self.step_samples: list[int] = []
 
     # ------------------------------------------------------------------ setup
     def _resume_dir(self) -> Path | None:
@@ -364,6 +368,8 @@ class _TrainingRun:
             self.last_checkpoint_step = self.step
             LOGGER.info("Resuming from %s at step %d.", self.resumed_from, self.step)
         self.stream = BatchStream(loader, sampler, epoch=epoch, batch=batch)
+        if self.world > 1:
+            LOGGER.info("Process %d of %d reads %s.", self.rank, self.world, sampler.describe())
         # Seed last, so nothing above shifts the training random streams.
         if contents is not None and contents.rng_states:
             restore_rng_state(contents.rng_states[0])
@@ -431,7 +437,9 @@ class _TrainingRun:
             )
 
     # ------------------------------------------------------------------ checkpoints
-    def _trainer_state(self, reason: str, position: tuple[int, int]) -> dict[str, Any]:
+    def _trainer_state(
+        self, reason: str, position: tuple[int, int], samples: list[list[int]]
+    ) -> dict[str, Any]:
         tail = self.config.history_tail
         return {
             "step": self.step,
@@ -446,6 +454,12 @@ class _TrainingRun:
             "history": self.history[-tail:] if tail else [],
             "eval_history": self.eval_history[-tail:] if tail else [],
             "config": self.config.to_dict(),
+            # which samples made the step (one list per process): to re-run a step, or to see
+            # how a multi-process run split its global batches
+            "step_samples": {
+                "step": self.step + (1 if reason == "last_good_before_non_finite" else 0),
+                "by_process": samples,
+            },
             "versions": {"torch": torch.__version__, "accelerate": accelerate.__version__},
             "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -460,13 +474,17 @@ class _TrainingRun:
         """Write a checkpoint of the current step on the main process (collective call)."""
         acc = self.accelerator
         local_rng = rng if rng is not None else capture_rng_state()
-        rng_states = gather_object([local_rng]) if self.world > 1 else [local_rng]
+        local = (local_rng, list(self.step_samples))
+        gathered = gather_object([local]) if self.world > 1 else [local]
+        rng_states = [state for state, _samples in gathered]
         position = position if position is not None else self.stream.position
         error: BaseException | None = None
         path: Path | None = None
         if self.is_main:
             contents = CheckpointContents(
-                trainer_state=self._trainer_state(reason, position),
+                trainer_state=self._trainer_state(
+                    reason, position, [samples for _state, samples in gathered]
+                ),
                 optimizer_state=self.optimizer.state_dict(),
                 scheduler_state=self.scheduler.state_dict(),
                 scaler_state=acc.scaler.state_dict() if acc.scaler is not None else None,
@@ -526,8 +544,10 @@ class _TrainingRun:
         acc, ga = self.accelerator, self.config.grad_accum
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
+        self.step_samples = []
         for micro in range(ga):
             batch = send_to_device(self.stream.next(), acc.device, non_blocking=self.pin_memory)
+            self.step_samples += self.stream.last_indices
             sync = acc.no_sync(self.prepared_model) if micro < ga - 1 else nullcontext()
             with sync:
                 try:

@@ -125,18 +125,22 @@ def build_image_cache(
     resize_mode: str,
     workers: int,
 ) -> dict[str, Any]:
-    """Decode every ingested image once into the uint8 memory-mapped cache; return its manifest."""
-    from robust_mmr_pipeline.engine import ImageCache
+    """Decode every ingested image once into the uint8 memory-mapped cache; return its manifest.
 
-    cache = ImageCache.build(
-        images,
-        cache_dir,
-        root=dict(image_roots),
-        image_size=image_size,
-        channels=channels,
-        resize_mode=resize_mode,  # type: ignore[arg-type]
-        workers=workers,
-    )
+    In a multi-process launch process 0 builds it; the others then find it up to date."""
+    from robust_mmr_pipeline.engine import ImageCache
+    from robust_mmr_pipeline.launch import main_process_first
+
+    with main_process_first():
+        cache = ImageCache.build(
+            images,
+            cache_dir,
+            root=dict(image_roots),
+            image_size=image_size,
+            channels=channels,
+            resize_mode=resize_mode,  # type: ignore[arg-type]
+            workers=workers,
+        )
     return {
         "cache_dir": str(Path(cache_dir)),
         "num_images": len(cache),

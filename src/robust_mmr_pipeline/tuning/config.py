@@ -3,7 +3,8 @@
 Storage URL forms (``storage``):
 
 * ``sqlite:///data/06_models/optuna.db`` (default; what ``make optuna-dashboard`` opens),
-* any SQLAlchemy RDB URL (``postgresql://user@host/db``, ``mysql+pymysql://...``),
+* any SQLAlchemy RDB URL (``postgresql://user@host/db``: psycopg 3 is in the lock, README
+  "Scale-out"; ``mysql+pymysql://...`` with its driver installed),
 * ``journal:<path>`` — an append-only journal file (``optuna.storages.JournalStorage`` with
   ``JournalFileBackend``): many worker processes on one machine or a shared filesystem, no
   database server and no SQLite write locks.

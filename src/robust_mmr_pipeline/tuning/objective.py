@@ -23,7 +23,7 @@ import pandas as pd
 
 from robust_mmr_pipeline.tuning.config import TuningParams
 from robust_mmr_pipeline.tuning.space import model_overrides, sample
-from robust_mmr_pipeline.tuning.study import trial_seed
+from robust_mmr_pipeline.tuning.study import trial_seed, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float | list[float]:
         seed = trial_seed(params.seed, trial.number)
+        trial.set_user_attr("worker", worker_name())
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("validation_domain", split.validation_domain)
         values = sample(trial, params.search_space)

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,13 +59,41 @@ def build_storage(params: TuningParams) -> optuna.storages.BaseStorage:
         if params.retry_failed_trials > 0
         else None
     )
-    return RDBStorage(
+    return _rdb_storage(
         url,
         engine_kwargs=engine_kwargs or None,
         heartbeat_interval=params.heartbeat_interval_s,
         grace_period=params.grace_period_s,
         failed_trial_callback=retry,
     )
+
+
+def _rdb_storage(url: str, attempts: int = 3, **kwargs: Any) -> RDBStorage:
+    """``RDBStorage(url, **kwargs)``, tolerating a worker that creates the schema at the same
+    moment: on a fresh PostgreSQL database two workers' ``CREATE TABLE`` race (``duplicate key
+    value violates unique constraint "pg_type_typname_nsp_index"``); the loser finds the tables
+    there on its next try."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return RDBStorage(url, **kwargs)
+        except (IntegrityError, ProgrammingError) as exc:
+            if attempt == attempts:
+                raise
+            logger.info(
+                "Another worker is creating the Optuna tables in %s (%s); trying again.",
+                make_url(url).render_as_string(hide_password=True),
+                str(exc.orig).splitlines()[0],
+            )
+    raise AssertionError("unreachable")
+
+
+def worker_name() -> str:
+    """``<host>:<pid>`` of this process: stored with each trial it runs (``worker`` user
+    attribute), so a trial the heartbeat failed names the worker that died."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -168,6 +200,55 @@ def count_trials(study: optuna.Study, states: Sequence[TrialState] = BUDGET_STAT
     return len(study.get_trials(deepcopy=False, states=tuple(states)))
 
 
+def settle_running_trials(
+    study: optuna.Study,
+    poll_s: float,
+    stale_after_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, list[int]]:
+    """Wait until no trial of the study is RUNNING (the other workers' trials finished, or
+    were failed by Optuna's heartbeat check, which each poll runs: a worker silent for more
+    than ``grace_period_s`` is dead). A trial whose worker died before its first heartbeat
+    has none to go stale: :func:`fail_stale_trials` ends it once it is ``stale_after_s`` old.
+    Storages without a heartbeat return at once.
+
+    Returns ``{"waited_for": [...], "heartbeat_failed": [...]}`` (trial numbers).
+    """
+    from optuna.storages import fail_stale_trials as fail_heartbeat_stale_trials
+
+    waited: set[int] = set()
+    failed: list[int] = []
+    heartbeat = getattr(study._storage, "get_heartbeat_interval", lambda: None)()
+    if heartbeat is None:
+        return {"waited_for": [], "heartbeat_failed": []}
+    while True:
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        with warnings.catch_warnings():  # Optuna marks its heartbeat check experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_heartbeat_stale_trials(study)
+        if stale_after_s is not None:
+            fail_stale_trials(study, stale_after_s)
+        still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        failed += sorted(
+            t.number
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.number in running - still
+        )
+        if not waited and still:
+            logger.info(
+                "The study's budget is used up; waiting for trial(s) %s of other workers to "
+                "finish (a dead worker's trial is failed by the heartbeat).",
+                sorted(still),
+            )
+        waited |= running
+        if not still:
+            break
+        sleep(poll_s)
+    if failed:
+        logger.warning("Trial(s) %s of a dead worker failed by the heartbeat.", failed)
+    return {"waited_for": sorted(waited), "heartbeat_failed": failed}
+
+
 def run_study(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], Any],
@@ -177,9 +258,11 @@ def run_study(
 
     The study-wide budget ``max_total_trials`` counts finished (COMPLETE / PRUNED / FAIL) and
     RUNNING trials of every worker; it is checked before each trial and enforced again after it
-    by Optuna's ``MaxTrialsCallback``. A trial that raises (e.g. the engine's
-    NonFiniteLossError) is recorded FAIL (``catch``) and the study goes on; KeyboardInterrupt
-    stops the worker and its RUNNING trial is recovered on the next start.
+    by Optuna's ``MaxTrialsCallback``. A worker that finds the budget used up waits for the
+    trials other workers are still running (:func:`settle_running_trials`), so its summary
+    covers the whole study and a dead worker's trial ends FAIL. A trial that raises (e.g. the
+    engine's NonFiniteLossError) is recorded FAIL (``catch``) and the study goes on;
+    KeyboardInterrupt stops the worker and its RUNNING trial is recovered on the next start.
     """
     stale = fail_stale_trials(study, params.stale_trial_timeout_s)
     callbacks = []
@@ -216,4 +299,9 @@ def run_study(
         if len(ran) == before:  # MaxTrialsCallback stopped the study before the trial ran
             stopped = "max_total_trials"
             break
-    return {"trials_run": ran, "stale_marked_failed": stale, "stopped_by": stopped}
+    settled = {"waited_for": [], "heartbeat_failed": []}
+    if stopped == "max_total_trials":
+        settled = settle_running_trials(
+            study, params.heartbeat_interval_s, params.stale_trial_timeout_s
+        )
+    return {"trials_run": ran, "stale_marked_failed": stale, "stopped_by": stopped, **settled}
