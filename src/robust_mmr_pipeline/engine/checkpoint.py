@@ -440,6 +440,27 @@ def save_checkpoint(
     return target
 
 
+def save_best(
+    root: str | os.PathLike[str],
+    step: int,
+    model: nn.Module,
+    state: Mapping[str, Any],
+    tokenizer: Any,
+    is_main_process: bool,
+) -> None:
+    """Keep ``model`` at ``step`` as THE best-on-validation checkpoint under ``root`` (one kept;
+    ``state`` joins ``step`` in its trainer state). Only the main process writes."""
+    if is_main_process:
+        save_checkpoint(
+            root,
+            step,
+            model,
+            CheckpointContents(trainer_state={"step": step, **state}),
+            tokenizer=tokenizer,
+            keep_last=1,
+        )
+
+
 def prune_checkpoints(root: Path, keep_last: int) -> list[Path]:
     """Delete all but the newest ``keep_last`` step checkpoints (never the ``last`` target)."""
     root = Path(root)

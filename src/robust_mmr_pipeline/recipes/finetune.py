@@ -200,14 +200,13 @@ def finetune_task(
     import torch
 
     from robust_mmr_pipeline.engine import (
-        CheckpointContents,
         CompositeLogger,
         ImageCache,
         MemoryLogger,
         MLflowLogger,
         TrainerConfig,
         read_trainer_state,
-        save_checkpoint,
+        save_best,
         start_run,
         train,
     )
@@ -293,15 +292,9 @@ def finetune_task(
         value = float(values[metric])
         if math.isfinite(value) and value > best["value"]:
             best.update(value=value, step=step)
-            if accelerator.is_main_process:
-                save_checkpoint(
-                    best_root,
-                    step,
-                    net,
-                    CheckpointContents(trainer_state={"step": step, "val": dict(values)}),
-                    tokenizer=tokenizer,
-                    keep_last=1,
-                )
+            save_best(
+                best_root, step, net, {"val": dict(values)}, tokenizer, accelerator.is_main_process
+            )
         return {f"val/{k}": float(v) for k, v in values.items()}
 
     memory = MemoryLogger()

@@ -214,7 +214,6 @@ def run_pretraining(
     import torch
 
     from robust_mmr_pipeline.engine import (
-        CheckpointContents,
         CompositeLogger,
         ImageCache,
         MemoryLogger,
@@ -224,7 +223,7 @@ def run_pretraining(
         TrainerConfig,
         domain_vocabulary,
         load_model_weights,
-        save_checkpoint,
+        save_best,
         start_run,
         train,
     )
@@ -282,15 +281,11 @@ def run_pretraining(
         def eval_fn(net: Any, step: int, accelerator: Any) -> dict[str, float]:
             before = watch.best["value"]
             metrics = watch(net, step, accelerator)
-            if select_best and watch.best["value"] > before and accelerator.is_main_process:
-                save_checkpoint(
-                    best_root,
-                    step,
-                    net,
-                    CheckpointContents(trainer_state={"step": step, "watch": dict(metrics)}),
-                    tokenizer=tokenizer,
-                    keep_last=1,
-                )
+            if select_best and watch.best["value"] > before:
+                save_best(
+                    best_root, step, net, {"watch": dict(metrics)}, tokenizer,
+                    accelerator.is_main_process,
+                )  # fmt: skip
             return metrics
 
     result = train(
