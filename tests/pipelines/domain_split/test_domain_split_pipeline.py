@@ -118,7 +118,8 @@ def _read(project: Path, name: str) -> pd.DataFrame:
 
 
 def _in_domain_reference(project: Path, tables: dict[str, pd.DataFrame]) -> pd.Series:
-    """The in-domain split of EVERY image: in_domain of the run's parameters, nothing held out.
+    """The in-domain split of EVERY labeled image: in_domain of the run's parameters, nothing
+    held out (the corpus sources' images are pre-training's only).
 
     Built with the library rather than a second Kedro run: kedro-mlflow keeps logging a
     process's sessions into one run, which refuses a changed parameter value.
@@ -127,11 +128,13 @@ def _in_domain_reference(project: Path, tables: dict[str, pd.DataFrame]) -> pd.S
 
     from robust_mmr_pipeline.params import parse
     from robust_mmr_pipeline.pipelines.domain_split.params import DomainSplitParams
+    from robust_mmr_pipeline.pipelines.ingestion.params import IngestionParams
     from robust_mmr_pipeline.splits import build_splits
 
     with KedroSession.create(project_path=project, env="test") as session:
-        parameters = session.load_context().params["domain_split"]
-    params = parse(DomainSplitParams, parameters, "domain_split")
+        loaded = session.load_context().params
+    params = parse(DomainSplitParams, loaded["domain_split"], "domain_split")
+    corpus = parse(IngestionParams, loaded["ingestion"], "ingestion").corpus_sources
     manifests = build_splits(
         tables["images"],
         tables["pairs"],
@@ -143,22 +146,31 @@ def _in_domain_reference(project: Path, tables: dict[str, pd.DataFrame]) -> pd.S
         leave_one_out_all=False,
         respect_official_splits=params.respect_official_splits,
         carve_val_from_train=params.carve_val_from_train,
+        corpus_sources=corpus,
     )
-    assert manifests.protocols == ["in_domain"]
-    reference = manifests.images.set_index("image_id")["split"]
-    assert sorted(reference.index) == sorted(tables["images"]["image_id"])
+    assert manifests.protocols == ["in_domain", "pretrain"]
+    in_domain = manifests.images[manifests.images["protocol"] == "in_domain"]
+    reference = in_domain.set_index("image_id")["split"]
+    labeled = tables["images"][~tables["images"]["source"].isin(corpus)]
+    assert sorted(reference.index) == sorted(labeled["image_id"])
     return reference
 
 
 def _expected_splits(
-    reference: pd.Series, domain_of: pd.Series, held_out: set[str]
+    reference: pd.Series,
+    domain_of: pd.Series,
+    held_out: set[str],
+    with_pretrain: bool = True,
+    corpus: dict[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Protocol -> {image_id: split} by the protocol definitions (splits/protocols.py).
 
     in_domain: the images outside ``held_out`` with their in-domain split. cross_domain and
     lodo:<d> (d held out): held-out images -> test, plus the in-domain train/val images of the
-    other domains; in-domain test images are left out.
+    other domains; in-domain test images are left out. pretrain: the in-domain train/val
+    images outside ``held_out`` plus ``corpus`` ({image_id: "train"}).
     """
+    corpus = corpus or {}
     train_val = reference[reference.isin(["train", "val"])]
 
     def leave_out(held: set[str]) -> dict[str, str]:
@@ -168,8 +180,13 @@ def _expected_splits(
         "in_domain": reference[~reference.index.isin(held_out)].to_dict(),
         "cross_domain": leave_out(held_out),
     }
-    for domain in sorted(set(domain_of)):
-        expected[f"lodo:{domain}"] = leave_out(set(domain_of.index[domain_of == domain]))
+    if with_pretrain:
+        expected["pretrain"] = {**train_val[~train_val.index.isin(held_out)].to_dict(), **corpus}
+    labeled_domains = domain_of[~domain_of.index.isin(list(corpus))]
+    for domain in sorted(set(labeled_domains)):
+        expected[f"lodo:{domain}"] = leave_out(
+            set(labeled_domains.index[labeled_domains == domain])
+        )
     return expected
 
 
@@ -208,7 +225,7 @@ def test_domain_split_run_writes_manifests_reports_and_is_reproducible(
     images = pd.read_parquet(model_input / "split_images.parquet")
     protocols = set(images["protocol"])
     synth_sites = {f"site_{c}" for c in "abcd"}
-    assert protocols == {"in_domain", "cross_domain"} | {
+    assert protocols == {"in_domain", "cross_domain", "pretrain"} | {
         f"lodo:{d}" for d in synth_sites | {"head", "chest", "abd"}
     }
     assert not images.duplicated(subset=["protocol", "image_id"]).any()
@@ -249,7 +266,9 @@ def test_domain_split_run_writes_manifests_reports_and_is_reproducible(
     assert set(sets["severity"]) == {1, 3, 5}  # conf/test/parameters_domain_split.yml
     assert set(sets.loc[sets["modality"] == "image", "perturbation"]) == set(image_names)
     assert set(sets.loc[sets["modality"] == "text", "perturbation"]) == set(text_names)
-    assert len(sets) == len(protocols) * 3 * (len(image_names) + len(text_names))
+    tested = protocols - {"pretrain"}  # pre-training's protocol has no test split
+    assert set(sets["protocol"]) == tested
+    assert len(sets) == len(tested) * 3 * (len(image_names) + len(text_names))
 
     summary = pd.read_csv(reporting / "domain_split_summary.csv", keep_default_na=False)
     table = tables["images"]
@@ -292,6 +311,8 @@ def test_domain_split_run_writes_manifests_reports_and_is_reproducible(
             kept = source[source["image_id"].isin(splits)]
             if protocol == "in_domain":
                 kept = kept[kept[key] != "rq1"]
+            if protocol == "pretrain" and name != "split_pairs":
+                kept = kept.iloc[:0]  # pre-training's protocol holds no labeled record
             wanted = dict(zip(kept[key], kept["image_id"].map(splits), strict=True))
             frame = records[name]
             rows = frame[frame["protocol"] == protocol].set_index(key)["split"].to_dict()
@@ -336,7 +357,19 @@ def test_ingestion_validation_then_domain_split_on_synthrad(
     images = pd.read_parquet(kedro_project / "data" / "05_model_input" / "split_images.parquet")
     sites = set(primary["domain"])
     assert "site_d" in sites
-    assert set(images["protocol"]) == {"in_domain", "cross_domain"} | {f"lodo:{s}" for s in sites}
+    assert set(images["protocol"]) == {"in_domain", "cross_domain", "pretrain"} | {
+        f"lodo:{s}" for s in sites
+    }
+    # the unlabeled corpus (test env: 32 studies) is pre-training's only, never the held-out site
+    pretrain = images[images["protocol"] == "pretrain"]
+    corpus = pretrain[pretrain["image_id"].str.startswith("synthrad_corpus:")]
+    assert len(corpus) == 32 and (corpus["split"] == "train").all()
+    assert "site_d" not in set(corpus["domain"])
+    assert (
+        not images.loc[images["protocol"] != "pretrain", "image_id"]
+        .str.startswith("synthrad_corpus:")
+        .any()
+    )
     assert not images.duplicated(subset=["protocol", "image_id"]).any()
     cross = images[images["protocol"] == "cross_domain"]
     assert set(cross.loc[cross["split"] == "test", "domain"]) == {"site_d"}
@@ -355,7 +388,13 @@ def test_ingestion_validation_then_domain_split_on_synthrad(
 
     held = set(primary.loc[primary["domain"] == "site_d", "image_id"])
     reference = _in_domain_reference(kedro_project, {"images": primary, **unified})
-    expected = _expected_splits(reference, primary.set_index("image_id")["domain"], held)
+    corpus_images = primary[primary["source"] == "synthrad_corpus"]
+    expected = _expected_splits(
+        reference,
+        primary.set_index("image_id")["domain"],
+        held,
+        corpus=dict.fromkeys(corpus_images["image_id"], "train"),
+    )
     assert _splits_by_protocol(images) == expected
     assert expected["lodo:site_d"] == expected["cross_domain"]
     # Records: every record of an image in a protocol, at its image's split, and no other.
@@ -365,6 +404,9 @@ def test_ingestion_validation_then_domain_split_on_synthrad(
         assert not source.empty, name
         for protocol, splits in expected.items():
             rows = frame[frame["protocol"] == protocol].set_index(key)["split"].to_dict()
+            if protocol == "pretrain" and name != "split_pairs":
+                assert rows == {}, name  # pre-training's protocol holds no labeled record
+                continue
             kept = source[source["image_id"].isin(splits)]
             wanted = dict(zip(kept[key], kept["image_id"].map(splits), strict=True))
             assert rows == wanted, (name, protocol)
