@@ -50,7 +50,7 @@ def structured_batch(config: ModelConfig, n: int = 8) -> dict[str, torch.Tensor]
     }
 
 
-def _evaluate(model: MMRModel, batch: dict[str, torch.Tensor], repeats: int = 8) -> dict:
+def _evaluate(model: MMRModel, batch: dict[str, torch.Tensor], repeats: int = 32) -> dict:
     totals: dict[str, float] = {}
     state = torch.get_rng_state()
     with torch.no_grad():
@@ -68,7 +68,7 @@ RUNS: dict[str, tuple[str, dict[str, Any], float, float, int]] = {
         "robust_mmr",
         {"objectives": {"itm": False},
          "robust": {"drop_text_prob": 0.3, "drop_image_prob": 0.3}},
-        1e-3, 2.0, 120,
+        1e-3, 2.0, 200,
     ),
     "contrastive": (
         "mpma", {"objectives": {"mim": False, "mlm": False, "itm": False}}, 2e-3, 1.0, 60
