@@ -296,7 +296,7 @@ def _task_card(table: pd.DataFrame, task: str, metric: str) -> dict[str, Any]:
             verdicts.append(
                 {
                     "kind": "pass" if gap >= 0 else "info",
-                    "text": f"{title}, {task} {metric}: our best ({best['label']}) "
+                    "text": f"{title}, {task} {metric}: our best, {best['label']}, "
                     f"{best['value']:.3f} vs {ref['model']} {ref['value']:.3f} published "
                     f"({gap:+.3f}; a reference at a different scale)",
                 }
