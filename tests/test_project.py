@@ -52,7 +52,7 @@ def test_registry_list_cli_shows_pipelines() -> None:
 def test_viz_build_lists_every_pipeline_and_node(kedro_project: Path) -> None:
     from kedro.framework.startup import bootstrap_project
 
-    from robust_mmr_pipeline.pipeline_registry import register_pipelines
+    from robust_mmr_pipeline.pipeline_registry import DEFAULT_CHAIN, register_pipelines
 
     result = _kedro("viz", "build", cwd=kedro_project)
     assert result.returncode == 0, result.stderr + result.stdout
@@ -70,6 +70,46 @@ def test_viz_build_lists_every_pipeline_and_node(kedro_project: Path) -> None:
             for node in pipeline.nodes
         )
         assert task_nodes == expected, name
+    # The default chain draws as its six stages: one collapsible group per stage at the top,
+    # each task inside its own stage's group, the datasets under their catalog names.
+    graph = json.loads((kedro_project / "build" / "api" / "pipelines" / "__default__").read_text())
+    groups = graph["modular_pipelines"]
+    top = {c["id"] for c in groups["__root__"]["children"] if c["type"] == "modularPipeline"}
+    assert top == set(groups) - {"__root__"} == set(DEFAULT_CHAIN)
+    for stage in DEFAULT_CHAIN:
+        stage_nodes = {n.name.removeprefix(f"{stage}.") for n in pipelines[stage].nodes}
+        drawn = {
+            n["name"]
+            for n in graph["nodes"]
+            if n["type"] == "task" and n["modular_pipelines"] == [stage]
+        }
+        assert drawn == stage_nodes, stage
+    catalog_names = {
+        n["name"] for n in graph["nodes"] if n["type"] == "data"
+    }  # e.g. images, split_vqa, robustness_report_html: as in conf/base/catalog*.yml
+    assert {"images", "split_vqa", "pretrain_checkpoint", "robustness_report_html"} <= catalog_names
+    assert not {n for n in catalog_names if n.split(".")[0] in DEFAULT_CHAIN}
+
+
+def test_default_chain_nodes_are_named_by_stage() -> None:
+    import importlib
+
+    from kedro.framework.startup import bootstrap_project
+
+    from robust_mmr_pipeline.pipeline_registry import DEFAULT_CHAIN, register_pipelines
+
+    bootstrap_project(REPO_ROOT)
+    pipelines = register_pipelines()
+    default = pipelines["__default__"]
+    assert {n.namespace for n in default.nodes} == set(DEFAULT_CHAIN)
+    assert default.only_nodes("ingestion.ingest_sources").outputs() >= {"images", "rejects"}
+    # the namespaces group nodes only: every stage reads and writes the catalog's names
+    for stage in DEFAULT_CHAIN:
+        plain = importlib.import_module(f"robust_mmr_pipeline.pipelines.{stage}").create_pipeline()
+        grouped = pipelines[stage]
+        assert grouped.all_inputs() == plain.all_inputs(), stage
+        assert grouped.all_outputs() == plain.all_outputs(), stage
+        assert {n.name for n in grouped.nodes} == {f"{stage}.{n.name}" for n in plain.nodes}
 
 
 def test_parameters_soft_merge_keeps_siblings(kedro_project: Path) -> None:

@@ -253,7 +253,7 @@ def test_report_files_are_written_and_escaped(summary_in_empty_cwd, tmp_path: Pa
     assert json.loads(paths["summary"].read_text())["success"] is True
     assert "WARN: class_counts · class_min_count" in markdown
     assert "## Summaries" in markdown and "Images per source and domain" in markdown
-    assert "<h2>PHI findings</h2>" in html_text
+    assert "<summary>PHI findings</summary>" in html_text and "WARN: class_counts" in html_text
     assert not list((tmp_path / "reports").glob(".*"))  # no temporary files left
 
 

@@ -348,6 +348,29 @@ def _gap_body(gaps: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def _gap_verdicts(gaps: pd.DataFrame, task: str) -> list[dict[str, str]]:
+    """The card's verdict lines: the paired gap of the focus setting per condition."""
+    if gaps.empty:
+        return []
+    lines = []
+    for _, row in gaps[gaps["task"] == task].iterrows():
+        low, high = row["ci_low"], row["ci_high"]
+        interval = f" [{low:+.3f}, {high:+.3f}]" if math.isfinite(low) else ""
+        better = row["better"] or "neither (CI covers 0)"
+        lines.append(
+            {
+                "kind": "info"
+                if not row["better"]
+                else ("pass" if row["better"] == row["focus"] else "fail"),
+                "text": f"{row['focus']} − {row['reference']}, "
+                f"{CONDITION_TITLES.get(row['condition'], row['condition'])} {row['metric']}: "
+                f"{row['gap']:+.3f}{interval} over {int(row['n_pairs'])} seed pair(s); "
+                f"favours {better}",
+            }
+        )
+    return lines
+
+
 def _page(
     summary: pd.DataFrame, gaps: pd.DataFrame, context: Mapping[str, str], figure: dict[str, str]
 ) -> dict[str, Any]:
@@ -364,7 +387,7 @@ def _page(
                 "better",
                 "header": header,
                 "rows": [{"cells": cells, "highlight": False} for cells in body],
-                "verdicts": [],
+                "verdicts": _gap_verdicts(gaps, task),
             }
         )
     sections = []

@@ -8,7 +8,6 @@ count and a few example records, so the report is on disk when the run stops.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
@@ -278,132 +277,160 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------- HTML
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top;font-size:.9em}
-th{background:#f3f3f3}.pass{color:#17692b}.warn{color:#9a6700;font-weight:bold}
-.fatal{color:#b00020;font-weight:bold}.banner{padding:.6em 1em;border-radius:4px}
-.ok{background:#e6f4ea}.bad{background:#fde7e9}code{background:#f6f6f6;padding:0 .2em}
-"""
+
+def _cell(value: Any) -> str:
+    return "" if value is None else (value if isinstance(value, str) else _short(value, 200))
 
 
-def _h(value: Any) -> str:
-    text = "" if value is None else (value if isinstance(value, str) else _short(value, 200))
-    return html.escape(text)
-
-
-def _html_table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_h(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _html_records(records: list[Mapping[str, Any]]) -> str:
-    if not records:
-        return ""
+def _records_rows(records: list[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     headers = list(dict.fromkeys(k for r in records for k in r))
-    return _html_table(headers, [[_h(r.get(h)) for h in headers] for r in records])
+    return headers, [[_cell(r.get(h)) for h in headers] for r in records]
 
 
-def _html_counts(title: str, nested: Mapping[str, Mapping[str, Any]]) -> str:
+def _counts_section(title: str, nested: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     if not nested:
-        return ""
+        return []
     inner = sorted({k for v in nested.values() for k in v})
-    rows = [[_h(o), *(_h(v.get(k, 0)) for k in inner)] for o, v in nested.items()]
-    return f"<h3>{_h(title)}</h3>" + _html_table(["", *inner], rows)
+    rows = [[_cell(o), *(_cell(v.get(k, 0)) for k in inner)] for o, v in nested.items()]
+    return [{"title": title, "note": "", "header": ["", *inner], "rows": rows, "open": False}]
 
 
-def render_html(summary: Mapping[str, Any]) -> str:
-    """The report as a self-contained HTML page."""
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Data validation report</title>"
-        f"<style>{_CSS}</style></head><body><h1>Data validation report</h1>",
-        f"<p class='banner {'ok' if summary['success'] else 'bad'}'>{_h(_headline(summary))}</p>",
-        "<p>Rows: "
-        + _h(", ".join(f"{name} {n}" for name, n in summary["rows"].items()))
-        + ".</p><h2>Results per table</h2>",
-    ]
-    for table in _tables(summary):
-        rows = []
-        for r in _result_rows([c for c in summary["checks"] if c["table"] == table]):
-            status = "pass" if r["success"] else r["status"]
-            rows.append(
-                [
-                    _h(r["check"]),
-                    _h(r["severity"]),
-                    f"<code>{_h(r['expectation'])}</code>",
-                    _h(r["column"]),
-                    f"<span class='{status}'>{_h(status.upper())}</span>",
-                    _h(r["count_text"]),
-                ]
-            )
-        parts.append(f"<h3>{_h(table)}</h3>")
-        parts.append(
-            _html_table(
-                ["check", "severity", "expectation", "column", "result", "unexpected"], rows
-            )
-        )
+def _headline_card(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The verdicts first: pass / fail, every fatal failure and warning, the PHI finding; then
+    the rows and failing checks per table."""
     problems = _failures(summary, "fatal") + _failures(summary, "warn")
-    if problems:
-        parts.append("<h2>Failures and warnings</h2>")
-        for c in problems:
-            parts.append(
-                f"<h3 class='{c['status']}'>{_h(c['status'].upper())}: {_h(c['table'])} · "
-                f"{_h(c['check'])} ({_h(_count_text(c))})</h3>"
-                f"<p><code>{_h(c['expectation'])}</code>"
-                + (f" on <code>{_h(c['column'])}</code>" if c["column"] else "")
-                + f": {_h(c['description'])}.</p>"
-            )
-            if c.get("error"):
-                parts.append(f"<p>Error: {_h(c['error'])}</p>")
-            parts.append(_html_records(c["examples"]))
-    phi = summary["phi"]
-    parts.append(f"<h2>PHI findings</h2><p>{_h(_phi_headline(phi))}")
-    if phi["count"]:
-        parts.append(
-            " By kind: "
-            + _h(", ".join(f"{k} {v}" for k, v in phi["by_kind"].items()))
-            + "; by table: "
-            + _h(", ".join(f"{k} {v}" for k, v in phi["by_table"].items()))
-            + "; by source: "
-            + _h(", ".join(f"{k} {v}" for k, v in phi.get("by_source", {}).items()))
-        )
-    parts += [
-        f"<br>Opted out of the phi check (validation.phi.allowed_sources): {_h(source)}: {_h(why)}"
-        for source, why in phi.get("opted_out_sources", {}).items()
+    verdicts = [{"kind": "pass" if summary["success"] else "fail", "text": _headline(summary)}]
+    verdicts += [
+        {
+            "kind": "fail" if c["status"] == "fatal" else "warn",
+            "text": f"{c['status'].upper()}: {c['table']} · {c['check']} ({_count_text(c)})",
+        }
+        for c in problems
     ]
-    parts.append("</p>" + _html_records(phi["examples"]) + "<h2>Summaries</h2>")
+    fatal_phi = any(c["check"] == "phi" for c in _failures(summary, "fatal"))
+    verdicts.append(
+        {"kind": "fail" if fatal_phi else "info", "text": _phi_headline(summary["phi"])}
+    )
+    rows = []
+    for table in _tables(summary):
+        checks = [c for c in summary["checks"] if c["table"] == table]
+        failed = [c for c in checks if not c["success"]]
+        rows.append(
+            {
+                "cells": [table, _cell(summary["rows"].get(table, "")), str(len(checks)),
+                          str(len(failed))],
+                "highlight": False,
+            }
+        )  # fmt: skip
+    return {
+        "key": "validation",
+        "title": "Data validation",
+        "subtitle": "Great Expectations suites over the unified tables; fatal checks stop the run",
+        "header": ["table", "rows", "expectations", "failed"],
+        "rows": rows,
+        "verdicts": verdicts,
+    }
+
+
+def _html_sections(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    sections: list[dict[str, Any]] = []
+    for index, table in enumerate(_tables(summary)):
+        results = _result_rows([c for c in summary["checks"] if c["table"] == table])
+        sections.append(
+            {
+                "heading": "Results per table" if index == 0 else "",
+                "title": table,
+                "note": "",
+                "header": ["check", "severity", "expectation", "column", "result", "unexpected"],
+                "rows": [
+                    [r["check"], r["severity"], r["expectation"], r["column"],
+                     "PASS" if r["success"] else r["status"].upper(), r["count_text"]]
+                    for r in results
+                ],
+                "open": not all(r["success"] for r in results),
+            }
+        )  # fmt: skip
+    problems = _failures(summary, "fatal") + _failures(summary, "warn")
+    for index, c in enumerate(problems):
+        column = f" on {c['column']}" if c["column"] else ""
+        note = f"{c['expectation']}{column}: {c['description']}."
+        if c.get("error"):
+            note += f" Error: {c['error']}"
+        header, rows = _records_rows(c["examples"])
+        sections.append(
+            {
+                "heading": "Failures and warnings" if index == 0 else "",
+                "title": f"{c['status'].upper()}: {c['table']} · {c['check']} ({_count_text(c)})",
+                "note": note,
+                "header": header,
+                "rows": rows,
+                "open": True,
+            }
+        )
+    phi = summary["phi"]
+    note = _phi_headline(phi)
+    if phi["count"]:
+        note += (
+            " By kind: " + ", ".join(f"{k} {v}" for k, v in phi["by_kind"].items())
+            + "; by table: " + ", ".join(f"{k} {v}" for k, v in phi["by_table"].items())
+            + "; by source: "
+            + ", ".join(f"{k} {v}" for k, v in phi.get("by_source", {}).items()) + "."
+        )  # fmt: skip
+    note += "".join(
+        f" Opted out of the phi check (validation.phi.allowed_sources): {source}: {why}."
+        for source, why in phi.get("opted_out_sources", {}).items()
+    )
+    header, rows = _records_rows(phi["examples"])
+    sections.append(
+        {"title": "PHI findings", "note": note, "header": header, "rows": rows, "open": True}
+    )
     s = summary["summaries"]
-    parts += [
-        _html_counts("Images per source and domain", s["images_per_source_domain"]),
-        _html_counts("Images per source and modality", s["images_per_source_modality"]),
-        _html_counts("VQA rows per source and split", s["rows_per_source_split"]["vqa"]),
-        _html_counts(
+    summaries = [
+        *_counts_section("Images per source and domain", s["images_per_source_domain"]),
+        *_counts_section("Images per source and modality", s["images_per_source_modality"]),
+        *_counts_section("VQA rows per source and split", s["rows_per_source_split"]["vqa"]),
+        *_counts_section(
             "Classification rows per source and split", s["rows_per_source_split"]["classification"]
         ),
     ]
-    parts += [
-        _html_counts(
+    for source, balance in s["class_balance"].items():
+        summaries += _counts_section(
             f"Class balance: {source} (labels x split; max/min trainable ratio "
             f"{balance['imbalance_ratio']})",
             balance["labels"],
         )
-        for source, balance in s["class_balance"].items()
-    ]
-    parts += [
-        _html_counts("VQA answer types per source", s["answer_types"]),
-        _html_counts(
+    summaries += [
+        *_counts_section("VQA answer types per source", s["answer_types"]),
+        *_counts_section(
             f"Answer vocabulary (scope: {s['answer_vocab_scope']})", s["answer_vocabulary"]
         ),
-        _html_counts("Train/test image overlap per source", s["split_overlap"]),
-        _html_counts("Pairs per text kind and style", s["pairs_per_kind"]),
-        _html_counts("Rejected records per source and reason", s["rejects_per_reason"]),
-        "<h3>Image files</h3>"
-        + _html_table(["measure", "value"], [[_h(k), _h(v)] for k, v in s["image_files"].items()]),
-        "</body></html>",
+        *_counts_section("Train/test image overlap per source", s["split_overlap"]),
+        *_counts_section("Pairs per text kind and style", s["pairs_per_kind"]),
+        *_counts_section("Rejected records per source and reason", s["rejects_per_reason"]),
+        {
+            "title": "Image files",
+            "note": "",
+            "header": ["measure", "value"],
+            "rows": [[_cell(k), _cell(v)] for k, v in s["image_files"].items()],
+            "open": False,
+        },
     ]
-    return "".join(parts) + "\n"
+    summaries[0] = {**summaries[0], "heading": "Summaries"}
+    return sections + summaries
+
+
+def render_html(summary: Mapping[str, Any]) -> str:
+    """The report as a self-contained HTML page (the shared report template)."""
+    from robust_mmr_pipeline.reporting.render import render
+
+    return render(
+        "report.html.j2",
+        title="Data validation report",
+        meta={"Rows": ", ".join(f"{name} {n}" for name, n in summary["rows"].items())},
+        cards=[_headline_card(summary)],
+        figures=[],
+        sections=_html_sections(summary),
+    )
 
 
 # ----------------------------------------------------------------------------- files

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from browser_support import CHROMIUM, assert_reads_well
 from safetensors.numpy import load_file
 
 from robust_mmr_pipeline.params import ParameterError
@@ -203,6 +204,8 @@ def test_ablation_runs_every_setting_and_seed_and_compares_them(
     assert {"no_pretraining", "mmr", "robust_mmr", "gap_robust_mmr_minus_mmr"} <= set(metrics)
     page = (reporting / "ablation_report.html").read_text()
     assert page.count("data:image/png;base64,") == 1 and "robust_mmr − mmr" in page
+    if CHROMIUM:  # the run's own page in a browser (tests/reporting: on every machine with one)
+        assert_reads_well(reporting / "ablation_report.html", figures=1)
     markdown = (reporting / "ablation_report.md").read_text()
     assert "## VQA" in markdown and "## Retrieval" in markdown and "ablation.png" in markdown
     assert (reporting / "ablation.png").stat().st_size > 1000

@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from browser_support import CHROMIUM, assert_reads_well
 
 TASKS = {"vqa", "classification", "retrieval"}
 FRACTIONS = ("overall", "closed", "open", "accuracy", "macro_f1")
@@ -103,6 +104,8 @@ def test_finetune_then_evaluation_writes_report_metrics_and_plots(
     # the label-efficiency table leads the long tables (does pre-training pay?)
     assert html.index("Label efficiency") < html.index("Ours minus each reference")
     assert "cross-domain test (held-out domain)" in html
+    if CHROMIUM:  # the run's own page in a browser (tests/reporting: on every machine with one)
+        assert_reads_well(reporting / "robustness_report.html", figures=5)
     markdown = (reporting / "robustness_report.md").read_text()
     assert "robustness_severity.png" in markdown and "| vqa |" in markdown
     # the backbone's training perturbation families beside the evaluated ones

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from browser_support import CHROMIUM, assert_reads_well
 from release_fixtures import (
     EMPTY_ANSWER_QID,
     write_slake_release,
@@ -122,6 +123,8 @@ def test_env_runs_the_whole_chain_and_both_protocols(
     page = (kedro_project / "data/08_reporting/published_benchmark.md").read_text()
     main_report = (kedro_project / "data/08_reporting/robustness_report.md").read_text()
     assert "as released (official split)" in page and "in-domain (image-disjoint)" in page
+    if CHROMIUM:  # the run's own page in a browser (tests/reporting: on every machine with one)
+        assert_reads_well(kedro_project / "data/08_reporting/published_benchmark.html", figures=0)
     if env in ("vqa_rad", "slake"):
         assert "M3AE (published; reference at a different scale)" in page
         assert "Published references (a different scale)" in main_report

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from browser_support import CHROMIUM, assert_reads_well
 
 from robust_mmr_pipeline.params import PARAM_SCHEMAS, schema_for
 from robust_mmr_pipeline.schema import TABLES, conform
@@ -91,6 +92,8 @@ def test_kedro_run_on_clean_tables_passes(run_kedro, kedro_project: Path) -> Non
     assert summary["rows"]["images"] == 20
     assert "**PASSED" in (reporting / "validation_report.md").read_text()
     assert (reporting / "validation_report.html").read_text().startswith("<!DOCTYPE html>")
+    if CHROMIUM:  # the run's own page in a browser (tests/reporting: on every machine with one)
+        assert_reads_well(reporting / "validation_report.html", figures=0)
     checks = pd.read_parquet(kedro_project / "data" / "02_intermediate" / "image_checks.parquet")
     assert len(checks) == 20 and bool(checks["decodes"].all())
     assert pd.read_csv(reporting / "phi_warnings.csv").empty

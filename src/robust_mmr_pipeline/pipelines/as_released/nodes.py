@@ -57,9 +57,10 @@ def published_benchmark(
     domain_split_summary: pd.DataFrame,
     references: dict[str, Any],
     ingestion: dict[str, Any],
-) -> tuple[pd.DataFrame, str]:
+) -> tuple[pd.DataFrame, str, str]:
     """Our clean test numbers under the image-disjoint protocols and as released, beside the
-    published references of the ingested datasets (a table and its Markdown page)."""
+    published references of the ingested datasets (a table, its Markdown and HTML page)."""
     rows = published.reference_rows(references, ingestion)
     table = published.benchmark_table([evaluation_results, as_released_results], rows)
-    return table, published.benchmark_markdown(table, rows, _counts_line(domain_split_summary))
+    markdown, html = published.benchmark_reports(table, rows, _counts_line(domain_split_summary))
+    return table, markdown, html

@@ -9,7 +9,7 @@ image cache, tokenizer, pre-trained backbone: pre-training stays on the image-di
 protocol, so the backbone never saw a test image) and writes under
 ``data/06_models/finetune_as_released/`` and ``data/08_reporting/as_released/``.
 ``published_benchmark`` then puts the clean test numbers of every protocol beside the published
-references (``data/08_reporting/published_benchmark.md``).
+references (``data/08_reporting/published_benchmark.md`` and ``.html``).
 
 Registered as ``as_released`` (after a ``kedro run``) and, with the default chain before it, as
 ``published`` (``kedro run --env vqa_rad --pipelines published``).
@@ -77,7 +77,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             "params:references",
             "params:ingestion",
         ],
-        outputs=["published_benchmark", "published_benchmark_md"],
+        outputs=["published_benchmark", "published_benchmark_md", "published_benchmark_html"],
         name="published_benchmark",
         namespace=PROTOCOL,  # it reads the branch's namespaced results
     )
