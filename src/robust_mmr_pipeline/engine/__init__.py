@@ -11,6 +11,7 @@ from robust_mmr_pipeline._torchvision_compat import ensure_torchvision_importabl
 
 ensure_torchvision_importable()
 
+from robust_mmr_pipeline.engine.accelerator import make_accelerator  # noqa: E402
 from robust_mmr_pipeline.engine.callbacks import (  # noqa: E402
     CompositeLogger,
     MemoryLogger,
@@ -43,6 +44,7 @@ from robust_mmr_pipeline.engine.data import (  # noqa: E402
     domain_vocabulary,
     load_image,
 )
+from robust_mmr_pipeline.engine.inference import evaluate, predict  # noqa: E402
 from robust_mmr_pipeline.engine.optim import (  # noqa: E402
     build_optimizer,
     build_param_groups,
@@ -55,14 +57,8 @@ from robust_mmr_pipeline.engine.registry import (  # noqa: E402
     registered_model_classes,
     resolve_model_class,
 )
-from robust_mmr_pipeline.engine.trainer import (  # noqa: E402
-    NonFiniteLossError,
-    TrainResult,
-    evaluate,
-    make_accelerator,
-    predict,
-    train,
-)
+from robust_mmr_pipeline.engine.run_result import NonFiniteLossError, TrainResult  # noqa: E402
+from robust_mmr_pipeline.engine.trainer import train  # noqa: E402
 
 __all__ = [
     "CheckpointContents",
