@@ -36,14 +36,13 @@ from robust_mmr_pipeline.engine.checkpoint import (  # noqa: E402
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError  # noqa: E402
-from robust_mmr_pipeline.engine.data import (  # noqa: E402
-    GlobalBatchSampler,
-    ImageCache,
+from robust_mmr_pipeline.engine.data import ImageCache, load_image  # noqa: E402
+from robust_mmr_pipeline.engine.pairs import (  # noqa: E402
     PairCollator,
     PairDataset,
     domain_vocabulary,
-    load_image,
 )
+from robust_mmr_pipeline.engine.sharding import GlobalBatchSampler  # noqa: E402
 from robust_mmr_pipeline.engine.inference import evaluate, predict  # noqa: E402
 from robust_mmr_pipeline.engine.optim import (  # noqa: E402
     build_optimizer,

@@ -10,7 +10,7 @@ from accelerate import Accelerator
 from accelerate.utils import send_to_device
 from torch import nn
 
-from robust_mmr_pipeline.engine.data import BatchStream
+from robust_mmr_pipeline.engine.sharding import BatchStream
 from robust_mmr_pipeline.engine.inference import scalar_tensor
 
 

@@ -6,7 +6,7 @@
 
 One optimizer step
 ------------------
-1. ``grad_accum`` micro-batches come from :class:`~robust_mmr_pipeline.engine.data.BatchStream`
+1. ``grad_accum`` micro-batches come from :class:`~robust_mmr_pipeline.engine.sharding.BatchStream`
    (global batch ``config.batch_size`` split evenly over processes, seeded order per epoch).
 2. For each: forward under Accelerate's autocast, ``backward(loss / grad_accum)``; gradient
    all-reduce is skipped (``no_sync``) on all but the last micro-batch.
@@ -67,7 +67,7 @@ from robust_mmr_pipeline.engine.checkpoint import (
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError
-from robust_mmr_pipeline.engine.data import BatchStream, GlobalBatchSampler
+from robust_mmr_pipeline.engine.sharding import BatchStream, GlobalBatchSampler
 from robust_mmr_pipeline.engine.fault_injection import kill_if_asked
 from robust_mmr_pipeline.engine.optim import build_optimizer, build_scheduler
 from robust_mmr_pipeline.engine.progress import TrainProgress
@@ -442,7 +442,7 @@ def train(
     """Train ``model`` on ``dataset``; checkpoints under ``<config.output_dir>/checkpoints``.
 
     ``collate_fn`` turns a list of dataset items into the batch dict the model reads (e.g.
-    :class:`~robust_mmr_pipeline.engine.data.PairCollator`). ``tokenizer`` is saved into each
+    :class:`~robust_mmr_pipeline.engine.pairs.PairCollator`). ``tokenizer`` is saved into each
     checkpoint's ``tokenizer/`` folder. ``logger`` (main process only) receives params, metrics
     and checkpoints. ``eval_fn(model, step, accelerator) -> {name: value}`` runs on every process
     (so it may use :func:`predict` / :func:`evaluate`) in eval mode under ``torch.no_grad``,

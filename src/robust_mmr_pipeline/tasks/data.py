@@ -38,7 +38,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from robust_mmr_pipeline.engine.data import ImageCache, PairCollator, PairDataset
+from robust_mmr_pipeline.engine.data import ImageCache
+from robust_mmr_pipeline.engine.pairs import PairCollator, PairDataset
 from robust_mmr_pipeline.sources.answers import normalize_answer, normalize_answer_type
 from robust_mmr_pipeline.tasks.metrics import OOV_LABEL
 
