@@ -37,18 +37,17 @@ from robust_mmr_pipeline.engine.checkpoint import (  # noqa: E402
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError  # noqa: E402
 from robust_mmr_pipeline.engine.data import ImageCache, load_image  # noqa: E402
-from robust_mmr_pipeline.engine.pairs import (  # noqa: E402
-    PairCollator,
-    PairDataset,
-    domain_vocabulary,
-)
-from robust_mmr_pipeline.engine.sharding import GlobalBatchSampler  # noqa: E402
 from robust_mmr_pipeline.engine.inference import evaluate, predict  # noqa: E402
 from robust_mmr_pipeline.engine.optim import (  # noqa: E402
     build_optimizer,
     build_param_groups,
     build_scheduler,
     lr_factor,
+)
+from robust_mmr_pipeline.engine.pairs import (  # noqa: E402
+    PairCollator,
+    PairDataset,
+    domain_vocabulary,
 )
 from robust_mmr_pipeline.engine.registry import (  # noqa: E402
     ModelClassNotAllowedError,
@@ -57,6 +56,7 @@ from robust_mmr_pipeline.engine.registry import (  # noqa: E402
     resolve_model_class,
 )
 from robust_mmr_pipeline.engine.run_result import NonFiniteLossError, TrainResult  # noqa: E402
+from robust_mmr_pipeline.engine.sharding import GlobalBatchSampler  # noqa: E402
 from robust_mmr_pipeline.engine.trainer import train  # noqa: E402
 
 __all__ = [

@@ -10,8 +10,8 @@ from accelerate import Accelerator
 from accelerate.utils import send_to_device
 from torch import nn
 
-from robust_mmr_pipeline.engine.sharding import BatchStream
 from robust_mmr_pipeline.engine.inference import scalar_tensor
+from robust_mmr_pipeline.engine.sharding import BatchStream
 
 
 def forward_backward(

@@ -67,7 +67,6 @@ from robust_mmr_pipeline.engine.checkpoint import (
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError
-from robust_mmr_pipeline.engine.sharding import BatchStream, GlobalBatchSampler
 from robust_mmr_pipeline.engine.fault_injection import kill_if_asked
 from robust_mmr_pipeline.engine.optim import build_optimizer, build_scheduler
 from robust_mmr_pipeline.engine.progress import TrainProgress
@@ -90,6 +89,7 @@ from robust_mmr_pipeline.engine.run_records import (
     trainer_state,
 )
 from robust_mmr_pipeline.engine.run_result import NonFiniteLossError, TrainResult
+from robust_mmr_pipeline.engine.sharding import BatchStream, GlobalBatchSampler
 from robust_mmr_pipeline.engine.step import forward_backward
 
 LOGGER = logging.getLogger(__name__)
