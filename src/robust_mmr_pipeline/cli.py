@@ -26,7 +26,7 @@ from kedro.framework.cli.project import run as kedro_run
 USER_ERRORS: dict[str, tuple[str, ...]] = {
     "robust_mmr_pipeline.hooks": ("ProjectBusyError", "TrackingConfigError"),
     "robust_mmr_pipeline.params": ("ParameterError",),
-    "robust_mmr_pipeline.sources._common": ("IngestionError",),
+    "robust_mmr_pipeline.sources.common.bad_records": ("IngestionError",),
     "robust_mmr_pipeline.validation.report": ("DataValidationError",),
     "robust_mmr_pipeline.schema": ("SchemaError",),
     "robust_mmr_pipeline.engine.checkpoint": ("CheckpointError",),

@@ -32,24 +32,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
-    BadRecords,
+from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
+from robust_mmr_pipeline.sources.common.bad_records import BadRecords, OnBadRecord, check_policy
+from robust_mmr_pipeline.sources.common.csv_rows import iter_csv_rows
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
+from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.records import (
     IdTracker,
-    ImageCatalog,
-    OnBadRecord,
-    SourceYield,
     blank_columns_problem,
     canonical_split,
-    check_name,
-    check_policy,
-    check_root,
     clean_text,
-    iter_csv_rows,
     label_problem,
     make_tables,
-    parse_options,
 )
-from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
 
 KIND = "csv"
 _FIX_ROW = "give the row an image path and a text (and its id / label / split where configured)"

@@ -40,23 +40,21 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
+from robust_mmr_pipeline.sources.common.annotations import load_json, record_problem, safe_relative
+from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
-    IdTracker,
-    ImageCatalog,
     IngestionError,
     OnBadRecord,
-    SourceYield,
-    canonical_split,
-    check_name,
     check_policy,
-    check_root,
+)
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
+from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.records import (
+    IdTracker,
+    canonical_split,
     clean_text,
-    load_json,
     make_tables,
-    parse_options,
-    record_problem,
-    safe_relative,
     value_text,
 )
 

@@ -36,21 +36,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
-    BadRecords,
+from robust_mmr_pipeline.sources.common.bad_records import BadRecords, OnBadRecord, check_policy
+from robust_mmr_pipeline.sources.common.csv_rows import iter_csv_rows
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
+from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.records import (
     IdTracker,
-    ImageCatalog,
-    OnBadRecord,
-    SourceYield,
     blank_columns_problem,
     canonical_split,
-    check_name,
-    check_policy,
-    check_root,
     clean_text,
-    iter_csv_rows,
     make_tables,
-    parse_options,
 )
 
 logger = logging.getLogger(__name__)

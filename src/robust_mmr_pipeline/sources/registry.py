@@ -7,8 +7,8 @@ Every reader is ``read(root, name, options, on_bad_record) -> SourceTables``:
 - ``name``: the source name, which prefixes every id the source produces;
 - ``options``: the reader's options as a mapping (from ``conf/``); each adapter declares them
   as a frozen dataclass (:data:`SOURCE_OPTIONS`), and unknown keys or wrong types raise
-  :class:`~robust_mmr_pipeline.sources._common.IngestionError` naming the key and the allowed
-  keys;
+  :class:`~robust_mmr_pipeline.sources.common.bad_records.IngestionError` naming the key and
+  the allowed keys;
 - ``on_bad_record``: ``raise`` (stop at the first bad record with a message naming the file,
   the record and the fix), ``drop`` or ``tolerate`` (move bad records to the rejects table;
   ingestion bounds the tolerated fraction).
@@ -38,12 +38,8 @@ from robust_mmr_pipeline.sources import (
     vqa_med_2019,
     vqa_rad,
 )
-from robust_mmr_pipeline.sources._common import (
-    IngestionError,
-    OnBadRecord,
-    SourceYield,
-    check_policy,
-)
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError, OnBadRecord, check_policy
+from robust_mmr_pipeline.sources.common.reader import SourceYield
 from robust_mmr_pipeline.sources.qa_statements import TEXT_KIND as QA_STATEMENT
 from robust_mmr_pipeline.sources.qa_statements import with_qa_statements
 

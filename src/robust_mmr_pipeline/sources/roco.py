@@ -26,7 +26,7 @@ Domain and modality (our choice): the modality named by the caption, else by the
 ``mri``, ``nuclear``, ``ct``, ``ultrasound``, ``mammography``, ``angiography``,
 ``fluoroscopy``, ``x-ray`` (checked in that order, so "CT angiography" is ct and "PET/CT"
 nuclear), else ``other``
-(see :func:`~robust_mmr_pipeline.sources._common.infer_modality`). Captions keep their words;
+(see :func:`~robust_mmr_pipeline.sources.common.records.infer_modality`). Captions keep their words;
 whitespace is collapsed and the leading space dropped.
 """
 
@@ -40,23 +40,22 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
-    MODALITIES,
+from robust_mmr_pipeline.sources.common.annotations import read_text_lines, require_file
+from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
-    IdTracker,
-    ImageCatalog,
     IngestionError,
     OnBadRecord,
-    SourceYield,
-    check_name,
     check_policy,
-    check_root,
+)
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
+from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.records import (
+    MODALITIES,
+    IdTracker,
     clean_text,
     infer_modality,
     make_tables,
-    parse_options,
-    read_text_lines,
-    require_file,
 )
 from robust_mmr_pipeline.textnorm import BIDI_FIX, bidi_controls, text_problem
 

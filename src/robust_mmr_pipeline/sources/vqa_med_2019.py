@@ -46,23 +46,23 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
+from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer
+from robust_mmr_pipeline.sources.common.annotations import read_text_lines
+from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
-    IdTracker,
-    ImageCatalog,
     IngestionError,
     OnBadRecord,
-    SourceYield,
-    check_name,
     check_policy,
-    check_root,
+)
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
+from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.records import (
+    IdTracker,
     clean_text,
     infer_modality,
     make_tables,
-    parse_options,
-    read_text_lines,
 )
-from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer
 from robust_mmr_pipeline.textnorm import BIDI_FIX, bidi_controls, is_blank, text_problem
 
 KIND = "vqa_med_2019"

@@ -48,22 +48,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
+from robust_mmr_pipeline.sources.answers import normalize_answer, normalize_answer_type
+from robust_mmr_pipeline.sources.common.annotations import load_json, record_problem
+from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
-    ImageCatalog,
     IngestionError,
     OnBadRecord,
-    SourceYield,
-    check_name,
     check_policy,
-    check_root,
-    clean_text,
-    load_json,
-    make_tables,
-    parse_options,
-    record_problem,
 )
-from robust_mmr_pipeline.sources.answers import normalize_answer, normalize_answer_type
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
+from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.records import clean_text, make_tables
 
 logger = logging.getLogger(__name__)
 
