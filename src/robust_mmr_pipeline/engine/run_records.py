@@ -5,16 +5,35 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import accelerate
 import torch
+from accelerate import Accelerator
 from torch import nn
 
 from robust_mmr_pipeline.engine.checkpoint import model_metadata
+from robust_mmr_pipeline.engine.config import TrainerConfig
+from robust_mmr_pipeline.engine.sharding import BatchStream
 
-if TYPE_CHECKING:
-    from robust_mmr_pipeline.engine.trainer import _TrainingRun
+
+class RunState(Protocol):
+    """What these records read of a run in progress (the trainer's run object)."""
+
+    config: TrainerConfig
+    accelerator: Accelerator
+    raw_model: nn.Module
+    stream: BatchStream
+    step: int
+    max_steps: int
+    world: int
+    samples_seen: int
+    batches_per_epoch: int
+    history: list[dict[str, float]]
+    eval_history: list[dict[str, float]]
+    flops_per_sample: float | None
+    resumed_from: Path | None
 
 
 def ordered_like(template: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,7 +55,7 @@ def model_flops(model: nn.Module) -> float | None:
 
 
 def trainer_state(
-    run: _TrainingRun, reason: str, position: tuple[int, int], samples: list[list[int]]
+    run: RunState, reason: str, position: tuple[int, int], samples: list[list[int]]
 ) -> dict[str, Any]:
     tail = run.config.history_tail
     return {
@@ -64,7 +83,7 @@ def trainer_state(
 
 
 def step_metrics(
-    run: _TrainingRun, record: Mapping[str, float], grad_norm: Any, samples_per_s: float
+    run: RunState, record: Mapping[str, float], grad_norm: Any, samples_per_s: float
 ) -> dict[str, float]:
     metrics = {f"train/{k}": v for k, v in record.items() if k != "step"}
     if grad_norm is not None:
@@ -76,7 +95,7 @@ def step_metrics(
     return metrics
 
 
-def run_params(run: _TrainingRun) -> dict[str, Any]:
+def run_params(run: RunState) -> dict[str, Any]:
     meta = model_metadata(run.raw_model, warn=False)
     return {
         "trainer": run.config.to_dict(),
