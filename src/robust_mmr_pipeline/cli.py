@@ -33,7 +33,7 @@ USER_ERRORS: dict[str, tuple[str, ...]] = {
     "robust_mmr_pipeline.engine.registry": ("ModelClassNotAllowedError",),
     "robust_mmr_pipeline.engine.config": ("TrainerConfigError",),
     "robust_mmr_pipeline.engine.run_result": ("NonFiniteLossError",),
-    "robust_mmr_pipeline.model.config": ("ConfigError",),
+    "robust_mmr_pipeline.model.config_sections": ("ConfigError",),
     "robust_mmr_pipeline.model.weights": ("WeightFileError",),
     "robust_mmr_pipeline.tasks.config": ("TaskConfigError",),
     "robust_mmr_pipeline.splits.manifests": ("ManifestError",),

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import robust_mmr_pipeline.model.objectives as O
-from robust_mmr_pipeline.model.config import ROBUST_OBJECTIVES
+from robust_mmr_pipeline.model.config_sections import ROBUST_OBJECTIVES
 from robust_mmr_pipeline.model.masking import (
     IGNORE_INDEX,
     PatchMask,
