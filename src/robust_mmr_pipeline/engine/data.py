@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+
+from robust_mmr_pipeline.io_utils import atomic_write_text, fsync_file, unique_suffix
 
 LOGGER = logging.getLogger(__name__)
 
@@ -316,7 +317,7 @@ class ImageCache:
         shape: tuple[int, ...] = (len(sources), image_size, image_size)
         if channels == 3:
             shape = (*shape, 3)
-        data_name = f"images-{uuid.uuid4().hex[:12]}.npy"
+        data_name = f"images-{unique_suffix()}.npy"
         data_path = cache_dir / data_name
         array = np.lib.format.open_memmap(data_path, mode="w+", dtype=np.uint8, shape=shape)
         try:
@@ -329,8 +330,7 @@ class ImageCache:
                 array[row] = decoded
             array.flush()
             del array
-            with open(data_path, "rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_file(data_path)
             meta = {
                 "format_version": CACHE_FORMAT_VERSION,
                 **settings,
@@ -342,11 +342,8 @@ class ImageCache:
                     for row, s in enumerate(sources)
                 },
             }
-            tmp_sidecar = cache_dir / f".{SIDECAR_NAME}.{uuid.uuid4().hex[:12]}.tmp"
-            tmp_sidecar.write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
-            with open(tmp_sidecar, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp_sidecar, cache_dir / SIDECAR_NAME)
+            sidecar = json.dumps(meta, indent=1, sort_keys=True)
+            atomic_write_text(cache_dir / SIDECAR_NAME, sidecar, durable=True)
         except BaseException:
             data_path.unlink(missing_ok=True)
             raise
