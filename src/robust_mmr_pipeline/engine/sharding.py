@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from robust_mmr_pipeline.seeding import stride_seed
+
 
 class GlobalBatchSampler(Sampler[list[int]]):
     """Global micro-batches from a seeded per-epoch permutation; this rank's slice of each.
@@ -75,7 +77,7 @@ class GlobalBatchSampler(Sampler[list[int]]):
         if not self.shuffle:
             perm = torch.arange(self.num_samples)
         else:
-            generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % (2**63))
+            generator = torch.Generator().manual_seed(stride_seed(self.seed, epoch))
             perm = torch.randperm(self.num_samples, generator=generator)
         self._perm_epoch, self._perm = epoch, perm
         return perm

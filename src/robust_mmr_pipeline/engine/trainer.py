@@ -91,6 +91,7 @@ from robust_mmr_pipeline.engine.run_records import (
 from robust_mmr_pipeline.engine.run_result import NonFiniteLossError, TrainResult
 from robust_mmr_pipeline.engine.sharding import BatchStream, GlobalBatchSampler
 from robust_mmr_pipeline.engine.step import forward_backward
+from robust_mmr_pipeline.seeding import process_seed
 
 LOGGER = logging.getLogger(__name__)
 
@@ -229,7 +230,8 @@ class _TrainingRun:
                     self.resumed_from,
                     self.rank,
                 )
-            set_seed(config.seed + self.rank + (self.step if contents is not None else 0))
+            at_step = self.step if contents is not None else 0
+            set_seed(process_seed(config.seed, self.rank, at_step))
         self.flops_per_sample = model_flops(self.raw_model)
         if acc.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(acc.device)

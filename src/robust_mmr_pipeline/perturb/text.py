@@ -38,8 +38,6 @@ The vocabularies live in ``radiology_abbreviations`` (239 abbreviation pairs) an
 
 from __future__ import annotations
 
-import random
-
 from robust_mmr_pipeline.perturb.base import (
     Perturbation,
     PerturbationRegistry,
@@ -62,6 +60,7 @@ from robust_mmr_pipeline.perturb.text_kernels import (
     _typos,
     _word_dropout,
 )
+from robust_mmr_pipeline.seeding import keyed_random
 
 # --------------------------------------------------------------------------------------------
 # registry and public entry point
@@ -174,7 +173,7 @@ def perturb_text(text: str, name: str, severity: int, seed: int | str = 0) -> st
         raise TypeError(f"seed must be an int or str, got {seed!r}")
     if level == 0 or not text:
         return text
-    return entry.fn(text, level, random.Random(f"{name}|{seed}"))
+    return entry.fn(text, level, keyed_random(name, seed))
 
 
 def list_text_perturbations() -> list[str]:
