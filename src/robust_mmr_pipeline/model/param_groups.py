@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from torch import nn
 
+from robust_mmr_pipeline.engine.optim import no_weight_decay
 from robust_mmr_pipeline.model.config import ModelConfig
+
+# names of the MMR parameters that get no weight decay besides the 1-D ones (engine's rule)
+NO_DECAY_NAME_PARTS = (
+    "embeddings",
+    "pos_embed",
+    "cls_token",
+    "mask_token",
+    "type_embed",
+    "memory.slots",
+    "logit_scale",
+)
 
 
 def mmr_param_groups(
@@ -25,22 +37,13 @@ def mmr_param_groups(
     top (a task head) moves at the full rate. Each group has ``lr_mult`` (and ``lr`` =
     ``base_lr × lr_mult`` if ``base_lr`` is given) and a ``name``.
     """
-    no_decay_markers = (
-        "embeddings",
-        "pos_embed",
-        "cls_token",
-        "mask_token",
-        "type_embed",
-        "memory.slots",
-        "logit_scale",
-    )
     top = model.num_depths()
     groups: dict[tuple[bool, bool, int], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         backbone = name.startswith(("vision.", "text."))
-        decay = param.ndim >= 2 and not any(m in name for m in no_decay_markers)
+        decay = not no_weight_decay(param, name, NO_DECAY_NAME_PARTS)
         depth = model.layer_depth(name) if layer_decay != 1.0 else top
         groups.setdefault((backbone, decay, depth), []).append(param)
     out = []
