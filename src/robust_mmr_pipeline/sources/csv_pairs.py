@@ -33,11 +33,10 @@ from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
 from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
-from robust_mmr_pipeline.sources.common.bad_records import BadRecords, OnBadRecord, check_policy
+from robust_mmr_pipeline.sources.common.bad_records import BadRecords
 from robust_mmr_pipeline.sources.common.csv_rows import iter_csv_rows
 from robust_mmr_pipeline.sources.common.images import ImageCatalog
-from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
-from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
 from robust_mmr_pipeline.sources.common.records import (
     IdTracker,
     blank_columns_problem,
@@ -87,10 +86,9 @@ class CsvPairsOptions:
             raise ValueError("label_column needs text_column (a classification row has a text)")
 
 
-def yields(options: dict[str, Any] | CsvPairsOptions | None = None) -> SourceYield:
+def _declare(opts: CsvPairsOptions) -> SourceYield:
     """Pairs of ``text_kind`` (with a text column), classification rows (with a label column)
     and VQA records (with question / answer columns); domain from ``domain_column`` (data)."""
-    opts = parse_options(CsvPairsOptions, options, KIND)
     tables = {"pairs"} if opts.text_column else set()
     tables |= {"classification"} if opts.label_column else set()
     tables |= {"vqa"} if opts.question_column else set()
@@ -102,16 +100,8 @@ def yields(options: dict[str, Any] | CsvPairsOptions | None = None) -> SourceYie
     )
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | CsvPairsOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: CsvPairsOptions, bad: BadRecords) -> SourceTables:
     """Read a CSV of image–text pairs as unified tables (see the module docstring)."""
-    opts = parse_options(CsvPairsOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     path = root / opts.file
     optional = (
         opts.text_column,
@@ -261,3 +251,8 @@ def _vqa_row(
         "question_type": values[opts.question_type_column] if opts.question_type_column else "",
         "split": split,
     }
+
+
+READER = SourceReader(KIND, CsvPairsOptions, _declare, _read)
+read = READER.read
+yields = READER.yields

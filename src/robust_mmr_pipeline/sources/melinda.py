@@ -36,11 +36,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources.common.bad_records import BadRecords, OnBadRecord, check_policy
+from robust_mmr_pipeline.sources.common.bad_records import BadRecords
 from robust_mmr_pipeline.sources.common.csv_rows import iter_csv_rows
 from robust_mmr_pipeline.sources.common.images import ImageCatalog
-from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
-from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
 from robust_mmr_pipeline.sources.common.records import (
     IdTracker,
     blank_columns_problem,
@@ -90,9 +89,8 @@ class MelindaOptions:
             )
 
 
-def yields(options: dict[str, Any] | MelindaOptions | None = None) -> SourceYield:
+def _declare(opts: MelindaOptions) -> SourceYield:
     """Classification rows and their caption pairs; domain from ``domain_column`` (data)."""
-    opts = parse_options(MelindaOptions, options, KIND)
     return SourceYield(
         tables=frozenset({"classification", "pairs"}),
         text_kinds=frozenset({"caption"}),
@@ -101,16 +99,8 @@ def yields(options: dict[str, Any] | MelindaOptions | None = None) -> SourceYiel
     )
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | MelindaOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: MelindaOptions, bad: BadRecords) -> SourceTables:
     """Read a MELINDA copy as unified tables (see the module docstring)."""
-    opts = parse_options(MelindaOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     if opts.annotation_file is not None:
         sources: list[tuple[str | None, str]] = [(None, opts.annotation_file)]
     else:
@@ -195,3 +185,8 @@ def read(
             sorted(domain_conflicts)[:5],
         )
     return make_tables(bad, images=catalog.frame(), pairs=pairs, classification=classification)
+
+
+READER = SourceReader(KIND, MelindaOptions, _declare, _read)
+read = READER.read
+yields = READER.yields

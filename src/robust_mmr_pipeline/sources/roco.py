@@ -44,12 +44,9 @@ from robust_mmr_pipeline.sources.common.annotations import read_text_lines, requ
 from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
     IngestionError,
-    OnBadRecord,
-    check_policy,
 )
 from robust_mmr_pipeline.sources.common.images import ImageCatalog
-from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
-from robust_mmr_pipeline.sources.common.reader import SourceYield
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
 from robust_mmr_pipeline.sources.common.records import (
     MODALITIES,
     IdTracker,
@@ -163,9 +160,8 @@ def _read_licences(path: Path, name: str, bad: BadRecords) -> dict[str, str]:
     return files
 
 
-def yields(options: dict[str, Any] | RocoOptions | None = None) -> SourceYield:
+def _declare(opts: RocoOptions) -> SourceYield:
     """Caption pairs; domain = the modality named by the caption or keywords."""
-    opts = parse_options(RocoOptions, options, KIND)
     return SourceYield(
         tables=frozenset({"pairs"}),
         text_kinds=frozenset({"caption"}),
@@ -174,16 +170,8 @@ def yields(options: dict[str, Any] | RocoOptions | None = None) -> SourceYield:
     )
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | RocoOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: RocoOptions, bad: BadRecords) -> SourceTables:
     """Read a ROCO copy as unified tables (see the module docstring)."""
-    opts = parse_options(RocoOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     catalog = ImageCatalog(root, bad)
     ids = IdTracker(bad, "ROCO_ID")
     pairs: list[dict[str, Any]] = []
@@ -255,3 +243,8 @@ def read(
             len(pairs),
         )
     return make_tables(bad, images=catalog.frame(), pairs=pairs)
+
+
+READER = SourceReader(KIND, RocoOptions, _declare, _read)
+read = READER.read
+yields = READER.yields
