@@ -22,15 +22,21 @@ def require_file(path: Path, source: str, what: str, fix: str) -> Path:
     return path
 
 
-def load_json(path: Path, source: str) -> Any:
-    """Parse a JSON annotation file; a decode error names the file, line and column."""
+def _annotation_text(path: Path, source: str) -> str:
+    """The UTF-8 text of an annotation file (BOM dropped); a missing or non-UTF-8 file raises
+    :class:`IngestionError` naming it and the fix."""
     require_file(path, source, "annotation file", "point the source's root at the published copy")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise IngestionError(
             f"{source}: {path} is not UTF-8 text (byte {exc.start}): re-download the file."
         ) from exc
+
+
+def load_json(path: Path, source: str) -> Any:
+    """Parse a JSON annotation file; a decode error names the file, line and column."""
+    text = _annotation_text(path, source)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -45,13 +51,7 @@ def read_text_lines(path: Path, source: str) -> Iterator[tuple[int, str]]:
 
     Blank lines are skipped; a trailing carriage return (Windows line end) is removed.
     """
-    require_file(path, source, "annotation file", "point the source's root at the published copy")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise IngestionError(
-            f"{source}: {path} is not UTF-8 text (byte {exc.start}): re-download the file."
-        ) from exc
+    text = _annotation_text(path, source)
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.removesuffix("\r")
         if line.strip():
