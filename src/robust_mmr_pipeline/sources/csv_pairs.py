@@ -34,14 +34,12 @@ from typing import Any, Literal
 from robust_mmr_pipeline.schema import SourceTables
 from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
 from robust_mmr_pipeline.sources.common.bad_records import BadRecords
-from robust_mmr_pipeline.sources.common.csv_rows import iter_csv_rows
+from robust_mmr_pipeline.sources.common.csv_rows import complete_rows, iter_csv_rows
 from robust_mmr_pipeline.sources.common.images import ImageCatalog
 from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
 from robust_mmr_pipeline.sources.common.records import (
     IdTracker,
-    blank_columns_problem,
     canonical_split,
-    clean_text,
     label_problem,
     make_tables,
 )
@@ -138,17 +136,8 @@ def _read(root: Path, name: str, opts: CsvPairsOptions, bad: BadRecords) -> Sour
     pairs: list[dict[str, Any]] = []
     classification: list[dict[str, Any]] = []
     vqa: list[dict[str, Any]] = []
-    for index, row in enumerate(rows):
-        values = {c: clean_text(row.values[c]) for c in columns}
-        local_id = values[opts.id_column] if opts.id_column else f"{stem}-{index}"
-        label = f"{local_id or '?'} (row {index + 1}, line {row.line})"
-        if row.problem:
-            bad.report(path, label, f"malformed record: {row.problem}", row.fix or _FIX_ROW)
-            continue
-        blank = [c for c in required if not values[c]]
-        if blank:
-            bad.report(path, label, blank_columns_problem(row.values, blank), _FIX_ROW)
-            continue
+    usable = complete_rows(rows, path, columns, required, opts.id_column, stem, bad, _FIX_ROW)
+    for values, local_id, label in usable:
         if opts.label_column:
             missing_label = label_problem(values[opts.label_column], opts.label_column)
             if missing_label:

@@ -37,14 +37,12 @@ from typing import Any
 
 from robust_mmr_pipeline.schema import SourceTables
 from robust_mmr_pipeline.sources.common.bad_records import BadRecords
-from robust_mmr_pipeline.sources.common.csv_rows import iter_csv_rows
+from robust_mmr_pipeline.sources.common.csv_rows import complete_rows, iter_csv_rows
 from robust_mmr_pipeline.sources.common.images import ImageCatalog
 from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
 from robust_mmr_pipeline.sources.common.records import (
     IdTracker,
-    blank_columns_problem,
     canonical_split,
-    clean_text,
     make_tables,
 )
 
@@ -116,17 +114,9 @@ def _read(root: Path, name: str, opts: MelindaOptions, bad: BadRecords) -> Sourc
         path = root / file_name
         rows = iter_csv_rows(path, name, columns, "use the MELINDA CSV files as released")
         stem = PurePosixPath(file_name).stem
-        for index, row in enumerate(rows):
-            values = {c: clean_text(row.values[c]) for c in columns}
-            local_id = values[opts.id_column] if opts.id_column else f"{stem}-{index}"
-            label = f"{local_id or '?'} (row {index + 1}, line {row.line})"
-            if row.problem:
-                bad.report(path, label, f"malformed record: {row.problem}", row.fix or _FIX_ROW)
-                continue
-            blank = [c for c in columns if c != opts.domain_column and not values[c]]
-            if blank:
-                bad.report(path, label, blank_columns_problem(row.values, blank), _FIX_ROW)
-                continue
+        required = [c for c in columns if c != opts.domain_column]
+        usable = complete_rows(rows, path, columns, required, opts.id_column, stem, bad, _FIX_ROW)
+        for values, local_id, label in usable:
             sample_id = f"{name}:{local_id}"
             if opts.id_column and not ids.first(sample_id, path, label):
                 continue

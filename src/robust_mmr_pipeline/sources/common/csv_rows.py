@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from robust_mmr_pipeline.sources.common.annotations import require_file
-from robust_mmr_pipeline.sources.common.bad_records import IngestionError
+from robust_mmr_pipeline.sources.common.bad_records import BadRecords, IngestionError
+from robust_mmr_pipeline.sources.common.records import blank_columns_problem, clean_text
 from robust_mmr_pipeline.textnorm import (
     BIDI_FIX,
     bidi_controls,
@@ -149,3 +150,33 @@ def read_csv_rows(
 ) -> list[CsvRow]:
     """Every data row of :func:`iter_csv_rows` as a list (small files; readers stream)."""
     return list(iter_csv_rows(path, source, columns, fix, delimiter))
+
+
+def complete_rows(
+    rows: Iterable[CsvRow],
+    path: Path,
+    columns: Sequence[str],
+    required: Sequence[str],
+    id_column: str | None,
+    stem: str,
+    bad: BadRecords,
+    fix: str,
+) -> Iterator[tuple[dict[str, str], str, str]]:
+    """``(values, local_id, label)`` of every well-formed row whose ``required`` columns are
+    filled; the others are reported to ``bad`` (``fix``: what to do about a bad row).
+
+    ``values``: the cleaned text of ``columns``; ``local_id``: the ``id_column`` value, else
+    ``<stem>-<row index>``; ``label``: how a bad-record message names the row.
+    """
+    for index, row in enumerate(rows):
+        values = {c: clean_text(row.values[c]) for c in columns}
+        local_id = values[id_column] if id_column else f"{stem}-{index}"
+        label = f"{local_id or '?'} (row {index + 1}, line {row.line})"
+        if row.problem:
+            bad.report(path, label, f"malformed record: {row.problem}", row.fix or fix)
+            continue
+        blank = [c for c in required if not values[c]]
+        if blank:
+            bad.report(path, label, blank_columns_problem(row.values, blank), fix)
+            continue
+        yield values, local_id, label
