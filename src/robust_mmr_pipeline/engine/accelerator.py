@@ -9,16 +9,12 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import (
-    DistributedDataParallelKwargs,
-)
+from accelerate.utils import DistributedDataParallelKwargs
 from torch import nn
 from torch.utils.data import Dataset
 
 from robust_mmr_pipeline.engine.config import TrainerConfig
-from robust_mmr_pipeline.engine.rng import (
-    preserved_rng_state,
-)
+from robust_mmr_pipeline.engine.rng import preserved_rng_state
 
 
 def make_accelerator(config: TrainerConfig, measured_precision: str | None = None) -> Accelerator:

@@ -36,6 +36,11 @@ run's remaining folders go once the manifest naming the new checkpoint is saved
 (:func:`retire_replaced`). A run killed or failed at any point before leaves the earlier run,
 and every manifest pointing at it, intact; a later ``resume: true`` continues it in
 ``.next-run/``, a later fresh run discards it.
+
+This module saves and loads; beside it: :mod:`.checkpoint_layout` (file names, discovery,
+verification), :mod:`.checkpoint_state` (optimizer / scheduler / model metadata to files),
+:mod:`.checkpoint_meta` (``model.json`` checks, the saved tokenizer), :mod:`.run_replacement`
+(replacing a run). Everything is importable from here.
 """
 
 from __future__ import annotations
@@ -99,9 +104,7 @@ from robust_mmr_pipeline.engine.checkpoint_state import (
     optimizer_state_to_files,
     scheduler_state_to_json,
 )
-from robust_mmr_pipeline.engine.registry import (
-    build_model,
-)
+from robust_mmr_pipeline.engine.registry import build_model
 from robust_mmr_pipeline.engine.rng import rng_state_from_files, rng_states_to_files
 from robust_mmr_pipeline.engine.run_replacement import (
     RunTarget,
@@ -109,9 +112,7 @@ from robust_mmr_pipeline.engine.run_replacement import (
     retire_replaced,
     start_run,
 )
-from robust_mmr_pipeline.io_utils import (
-    atomic_directory,
-)
+from robust_mmr_pipeline.io_utils import atomic_directory
 
 LOGGER = logging.getLogger(__name__)
 
