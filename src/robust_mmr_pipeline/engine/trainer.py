@@ -26,8 +26,10 @@ fp16 step is skipped by the grad scaler (the schedule stays tied to the step cou
 run must be given the tokenizer saved with its checkpoint (checked).
 
 Beside it: :mod:`.accelerator` (device setup), :mod:`.resume` (resume / refuse policy),
-:mod:`.inference` (:func:`predict`, :func:`evaluate`), :mod:`.run_result` (what a run returns),
-:mod:`.fault_injection` (the resume tests' deterministic kill).
+:mod:`.step` (one step's forward / backward), :mod:`.run_records` (trainer_state.json, logged
+params and metrics), :mod:`.run_result` (what a run returns), :mod:`.inference`
+(:func:`predict`, :func:`evaluate`), :mod:`.fault_injection` (the resume tests' deterministic
+kill, the one hook this loop calls after each checkpoint).
 """
 
 from __future__ import annotations
