@@ -33,7 +33,7 @@ import torch
 
 from robust_mmr_pipeline.engine import ImageCache, PairCollator, PairDataset, domain_vocabulary
 from robust_mmr_pipeline.model import MMRModel
-from robust_mmr_pipeline.model.config import deep_merge
+from robust_mmr_pipeline.model.presets import deep_merge
 from robust_mmr_pipeline.model.views import TextDegrader
 from robust_mmr_pipeline.recipes.finetune import _dataset, split_task_options, task_rows
 from robust_mmr_pipeline.recipes.pretrain import build_model_config, select_training_pairs

@@ -137,7 +137,7 @@ def configured_sources(ingestion: Mapping[str, Any] | None) -> list[ConfiguredSo
     """
     from robust_mmr_pipeline.params import parse
     from robust_mmr_pipeline.pipelines.ingestion.params import IngestionParams
-    from robust_mmr_pipeline.sources._common import IngestionError
+    from robust_mmr_pipeline.sources.common.bad_records import IngestionError
     from robust_mmr_pipeline.sources.registry import declared_yield
 
     params = parse(IngestionParams, ingestion, "ingestion")

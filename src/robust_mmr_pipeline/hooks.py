@@ -11,12 +11,13 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from robust_mmr_pipeline.io_utils import atomic_write_text
 
 try:  # POSIX advisory locks (shared / exclusive, dropped by the kernel when a process dies)
     import fcntl
@@ -382,9 +383,7 @@ class ProjectRunLock:
             "mode": "shared" if shared else "exclusive",
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        tmp = self.folder / f".{self._record.name}.{uuid.uuid4().hex[:12]}.tmp"
-        tmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
-        os.replace(tmp, self._record)
+        atomic_write_text(self._record, json.dumps(info, indent=1))
 
     def release(self) -> None:
         if self._fd is None:

@@ -30,7 +30,7 @@ from robust_mmr_pipeline.engine import (
     train,
 )
 from robust_mmr_pipeline.engine.checkpoint import NEXT_RUN_DIRNAME, REPLACED_FILE
-from robust_mmr_pipeline.engine.trainer import FAULT_KILL_AFTER_CHECKPOINT
+from robust_mmr_pipeline.engine.fault_injection import FAULT_KILL_AFTER_CHECKPOINT
 
 HERE = Path(__file__).resolve().parent
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from robust_mmr_pipeline.model import ModelConfig, apply_preset
-from robust_mmr_pipeline.model.config import deep_merge
+from robust_mmr_pipeline.model.presets import deep_merge
 
 TINY: dict[str, Any] = {
     "vision": {"image_size": 16, "patch_size": 4, "embed_dim": 32, "depth": 1, "num_heads": 2},

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file, save_model
 
 from robust_mmr_pipeline.model import MMRModel
-from robust_mmr_pipeline.model.config import MemoryConfig
+from robust_mmr_pipeline.model.config_sections import MemoryConfig
 from robust_mmr_pipeline.model.flops import training_flops_per_sample
 from robust_mmr_pipeline.model.heads import sincos_2d
 from robust_mmr_pipeline.model.masking import random_patch_mask

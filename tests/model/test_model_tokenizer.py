@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robust_mmr_pipeline.model.config import TextConfig
+from robust_mmr_pipeline.model.config_sections import TextConfig
 from robust_mmr_pipeline.model.tokenizer import (
     load_tokenizer,
     save_tokenizer,

@@ -16,7 +16,7 @@ from robust_mmr_pipeline.perturb import (
     normalize_modality,
     perturb_image,
 )
-from robust_mmr_pipeline.perturb import image as image_module
+from robust_mmr_pipeline.perturb import image_ops as image_module
 
 NAMES = list_image_perturbations()
 # Corruptions that draw random numbers (the others are deterministic functions of the image).

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import IngestionError
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
 # --------------------------------------------------------------------------------------------
 # Shared data and generic helpers

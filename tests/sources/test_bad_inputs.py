@@ -17,13 +17,10 @@ from fixtures import CSV_HEADER, assert_bad_record, csv_rows, write_csv, write_c
 from PIL import ImageFile
 
 from robust_mmr_pipeline.sources import csv_pairs
-from robust_mmr_pipeline.sources._common import (
-    IngestionError,
-    image_pixel_limit,
-    missing_value,
-    read_csv_rows,
-    undecodable_bytes,
-)
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
+from robust_mmr_pipeline.sources.common.csv_rows import read_csv_rows, undecodable_bytes
+from robust_mmr_pipeline.sources.common.images import image_pixel_limit
+from robust_mmr_pipeline.sources.common.records import missing_value
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
 from validation_test_support import write_png_header
@@ -193,7 +190,7 @@ def test_an_absolute_image_path_names_the_csv_file(tmp_path: Path) -> None:
 
 
 def test_many_bad_rows_stream_into_the_rejects_table_in_order(tmp_path: Path) -> None:
-    from robust_mmr_pipeline.sources._common import BadRecords
+    from robust_mmr_pipeline.sources.common.bad_records import BadRecords
 
     rows = 2 * BadRecords.BATCH_ROWS + 5  # three batches, the last one partial
     root = tmp_path / "csv"

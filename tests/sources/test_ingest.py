@@ -9,7 +9,7 @@ from fixtures import edit_json, write_slake
 
 from robust_mmr_pipeline.params import ParameterError, parse
 from robust_mmr_pipeline.pipelines.ingestion.params import IngestionParams
-from robust_mmr_pipeline.sources._common import IngestionError
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 from robust_mmr_pipeline.sources.ingest import ingest_all
 
 

@@ -15,7 +15,7 @@ from fixtures import (
 )
 
 from robust_mmr_pipeline.sources import melinda
-from robust_mmr_pipeline.sources._common import IngestionError
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
 
 @pytest.fixture

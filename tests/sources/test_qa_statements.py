@@ -103,7 +103,7 @@ def test_vqa_csv_bad_rows_and_options(tmp_path: Path) -> None:
     tables = csv_pairs.read(root, "cv", CSV_VQA_OPTIONS, "drop")
     assert tables.rejects["record"].str.startswith("q4").tolist() == [True]
     assert "blank once normalised" in tables.rejects["reason"].iloc[0]
-    from robust_mmr_pipeline.sources._common import IngestionError
+    from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
     with pytest.raises(IngestionError, match="question_column and answer_column go together"):
         csv_pairs.read(root, "cv", {**CSV_VQA_OPTIONS, "answer_column": None}, "raise")

@@ -8,7 +8,7 @@ import pytest
 from fixtures import assert_bad_record, corrupt_image, require_shared, write_roco
 
 from robust_mmr_pipeline.sources import roco
-from robust_mmr_pipeline.sources._common import IngestionError
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
 SPLITS = {"val": "validation", "test": "test"}
 

@@ -9,7 +9,7 @@ import pytest
 from fixtures import assert_bad_record, corrupt_image, edit_json, write_slake
 
 from robust_mmr_pipeline.sources import slake
-from robust_mmr_pipeline.sources._common import IngestionError
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
 
 @pytest.fixture

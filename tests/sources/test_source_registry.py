@@ -17,7 +17,8 @@ from fixtures import (
 )
 
 from robust_mmr_pipeline.schema import TABLES, SourceTables
-from robust_mmr_pipeline.sources._common import IngestionError, infer_modality
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
+from robust_mmr_pipeline.sources.common.records import infer_modality
 from robust_mmr_pipeline.sources.registry import (
     SOURCE_OPTIONS,
     SOURCE_READERS,

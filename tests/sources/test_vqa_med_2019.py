@@ -14,7 +14,7 @@ from fixtures import (
 )
 
 from robust_mmr_pipeline.sources import vqa_med_2019
-from robust_mmr_pipeline.sources._common import IngestionError
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
 TRAIN_ORGAN = f"{VQA_MED_TRAIN}/QAPairsByCategory/C3_Organ_train.txt"
 TEST_FILE = f"{VQA_MED_TEST}/VQAMed2019_Test_Questions_w_Ref_Answers.txt"

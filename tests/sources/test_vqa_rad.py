@@ -18,7 +18,7 @@ from PIL import Image
 
 from robust_mmr_pipeline.schema import TABLES
 from robust_mmr_pipeline.sources import registry, vqa_rad
-from robust_mmr_pipeline.sources._common import IngestionError
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
 OFFICIAL = "VQA_RAD Dataset Public.json"
 

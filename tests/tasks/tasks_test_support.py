@@ -16,7 +16,7 @@ from PIL import Image
 
 from robust_mmr_pipeline.engine import ImageCache
 from robust_mmr_pipeline.model import ModelConfig, apply_preset
-from robust_mmr_pipeline.model.config import deep_merge
+from robust_mmr_pipeline.model.presets import deep_merge
 from robust_mmr_pipeline.model.tokenizer import train_tokenizer
 
 IMAGE_SIZE = 16

@@ -11,6 +11,7 @@ from robust_mmr_pipeline._torchvision_compat import ensure_torchvision_importabl
 
 ensure_torchvision_importable()
 
+from robust_mmr_pipeline.engine.accelerator import make_accelerator  # noqa: E402
 from robust_mmr_pipeline.engine.callbacks import (  # noqa: E402
     CompositeLogger,
     MemoryLogger,
@@ -35,19 +36,18 @@ from robust_mmr_pipeline.engine.checkpoint import (  # noqa: E402
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError  # noqa: E402
-from robust_mmr_pipeline.engine.data import (  # noqa: E402
-    GlobalBatchSampler,
-    ImageCache,
-    PairCollator,
-    PairDataset,
-    domain_vocabulary,
-    load_image,
-)
+from robust_mmr_pipeline.engine.data import ImageCache, load_image  # noqa: E402
+from robust_mmr_pipeline.engine.inference import evaluate, predict  # noqa: E402
 from robust_mmr_pipeline.engine.optim import (  # noqa: E402
     build_optimizer,
     build_param_groups,
     build_scheduler,
     lr_factor,
+)
+from robust_mmr_pipeline.engine.pairs import (  # noqa: E402
+    PairCollator,
+    PairDataset,
+    domain_vocabulary,
 )
 from robust_mmr_pipeline.engine.registry import (  # noqa: E402
     ModelClassNotAllowedError,
@@ -55,14 +55,9 @@ from robust_mmr_pipeline.engine.registry import (  # noqa: E402
     registered_model_classes,
     resolve_model_class,
 )
-from robust_mmr_pipeline.engine.trainer import (  # noqa: E402
-    NonFiniteLossError,
-    TrainResult,
-    evaluate,
-    make_accelerator,
-    predict,
-    train,
-)
+from robust_mmr_pipeline.engine.run_result import NonFiniteLossError, TrainResult  # noqa: E402
+from robust_mmr_pipeline.engine.sharding import GlobalBatchSampler  # noqa: E402
+from robust_mmr_pipeline.engine.trainer import train  # noqa: E402
 
 __all__ = [
     "CheckpointContents",

@@ -1,4 +1,4 @@
-"""Data loading from manifests: a decode-once image cache, pair datasets, collation, sharding.
+"""Images from manifests: decoding and the decode-once image cache.
 
 Image cache
 -----------
@@ -25,13 +25,7 @@ Resize modes (``resize_mode``):
 Images of 16-bit or float modes (common for radiology PNG/TIFF) are min-max scaled to 0..255
 before conversion, instead of being clipped by PIL.
 
-Sharding
---------
-:class:`GlobalBatchSampler` draws global micro-batches from a seeded permutation per epoch
-(``seed``, ``epoch``) and gives each process a contiguous slice of every global batch, so the
-global batch of a step is the same samples whatever the number of processes. Its position
-``(epoch, batch)`` is part of a checkpoint; resuming skips the consumed batches without loading
-them.
+Pair datasets and collation are in :mod:`.pairs`, sharding in :mod:`.sharding`.
 """
 
 from __future__ import annotations
@@ -40,8 +34,7 @@ import hashlib
 import json
 import logging
 import os
-import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +44,8 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+
+from robust_mmr_pipeline.io_utils import atomic_write_text, fsync_file, unique_suffix
 
 LOGGER = logging.getLogger(__name__)
 
@@ -323,7 +317,7 @@ class ImageCache:
         shape: tuple[int, ...] = (len(sources), image_size, image_size)
         if channels == 3:
             shape = (*shape, 3)
-        data_name = f"images-{uuid.uuid4().hex[:12]}.npy"
+        data_name = f"images-{unique_suffix()}.npy"
         data_path = cache_dir / data_name
         array = np.lib.format.open_memmap(data_path, mode="w+", dtype=np.uint8, shape=shape)
         try:
@@ -336,8 +330,7 @@ class ImageCache:
                 array[row] = decoded
             array.flush()
             del array
-            with open(data_path, "rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_file(data_path)
             meta = {
                 "format_version": CACHE_FORMAT_VERSION,
                 **settings,
@@ -349,11 +342,8 @@ class ImageCache:
                     for row, s in enumerate(sources)
                 },
             }
-            tmp_sidecar = cache_dir / f".{SIDECAR_NAME}.{uuid.uuid4().hex[:12]}.tmp"
-            tmp_sidecar.write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
-            with open(tmp_sidecar, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp_sidecar, cache_dir / SIDECAR_NAME)
+            sidecar = json.dumps(meta, indent=1, sort_keys=True)
+            atomic_write_text(cache_dir / SIDECAR_NAME, sidecar, durable=True)
         except BaseException:
             data_path.unlink(missing_ok=True)
             raise
@@ -383,282 +373,3 @@ def _decode_all(
     else:
         for job in jobs:
             yield _decode_job(job)
-
-
-# --------------------------------------------------------------------------- datasets
-
-
-def domain_vocabulary(domains: Iterable[Any]) -> dict[str, int]:
-    """Sorted unique domain names -> consecutive ids."""
-    return {name: index for index, name in enumerate(sorted({str(d) for d in domains}))}
-
-
-class PairDataset(Dataset):
-    """Image-text pairs from a manifest, images served from an :class:`ImageCache`.
-
-    ``pairs`` needs ``image_id`` and ``text`` (column names configurable); ``domain`` is
-    optional (all zeros without it). ``domains`` maps domain name -> id; by default the sorted
-    unique domains of ``pairs``. Domains missing from a given mapping get id -1 (unseen domains
-    of a held-out split). ``extra_columns`` are passed through under their own names.
-
-    Item: ``{"pixel_values": uint8 [C, H, W] (a view of the cache), "text": str,
-    "domain_id": int, "index": int, **extra}``.
-    """
-
-    def __init__(
-        self,
-        pairs: pd.DataFrame,
-        cache: ImageCache,
-        *,
-        domains: Mapping[str, int] | None = None,
-        text_column: str = "text",
-        domain_column: str = "domain",
-        extra_columns: Sequence[str] = (),
-    ) -> None:
-        missing = [c for c in ("image_id", text_column, *extra_columns) if c not in pairs.columns]
-        if missing:
-            raise ValueError(f"pairs manifest lacks column(s) {missing}.")
-        absent = [i for i in pairs["image_id"].astype(str).unique() if i not in cache]
-        if absent:
-            raise KeyError(
-                f"{len(absent)} image_id(s) of the pairs are not in the image cache "
-                f"{cache.cache_dir} (e.g. {absent[:3]}); rebuild the cache with these images."
-            )
-        self.cache = cache
-        self.image_ids = pairs["image_id"].astype(str).tolist()
-        self.texts = pairs[text_column].fillna("").astype(str).tolist()
-        if domain_column in pairs.columns:
-            names = pairs[domain_column].astype(str).tolist()
-            self.domains = dict(domains) if domains is not None else domain_vocabulary(names)
-            self.domain_ids = [int(self.domains.get(name, -1)) for name in names]
-        else:
-            self.domains = dict(domains) if domains is not None else {}
-            self.domain_ids = [0] * len(self.image_ids)
-        self.extra = {column: pairs[column].tolist() for column in extra_columns}
-
-    def __len__(self) -> int:
-        return len(self.image_ids)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "pixel_values": self.cache.tensor(self.image_ids[index]),
-            "text": self.texts[index],
-            "domain_id": self.domain_ids[index],
-            "index": int(index),
-        }
-        for column, values in self.extra.items():
-            item[column] = values[index]
-        return item
-
-
-class PairCollator:
-    """Batch pair items: tokenise texts in one call, scale images to float [0, 1].
-
-    Output: ``pixel_values`` float32 ``[B, C, H, W]``, ``input_ids`` / ``attention_mask`` /
-    ``special_tokens_mask`` long ``[B, L]``, ``domain_ids`` long ``[B]``, ``indices`` long
-    ``[B]``; extra numeric fields become tensors, others lists. ``padding``: ``"max_length"``
-    (fixed ``L = max_length``) or ``"longest"`` (pad to the longest text of the batch).
-
-    ``text_degrader`` (e.g. Robust-MMR's ``model.views.TextDegrader``): ``texts -> (degraded
-    texts, severities)``; its output is tokenised the same way into ``degraded_input_ids`` /
-    ``degraded_attention_mask`` / ``degraded_special_tokens_mask`` plus ``degraded_severity``
-    long ``[B]`` (string-level perturbations must happen before tokenisation).
-    """
-
-    def __init__(
-        self,
-        tokenizer: Any,
-        max_length: int = 64,
-        padding: str = "max_length",
-        text_degrader: Any = None,
-    ) -> None:
-        if padding not in ("max_length", "longest"):
-            raise ValueError(f"padding must be 'max_length' or 'longest', got {padding!r}")
-        self.tokenizer = tokenizer
-        self.max_length = int(max_length)
-        self.padding = padding
-        self.text_degrader = text_degrader
-
-    def _encode(self, texts: list[str]) -> Any:
-        return self.tokenizer(
-            texts,
-            max_length=self.max_length,
-            padding=self.padding,
-            truncation=True,
-            return_special_tokens_mask=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-
-    def __call__(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        texts = [item["text"] for item in items]
-        encoded = self._encode(texts)
-        images = torch.stack([item["pixel_values"] for item in items])
-        batch: dict[str, Any] = {
-            "pixel_values": images.to(torch.float32).div_(255.0),
-            "input_ids": encoded["input_ids"].long(),
-            "attention_mask": encoded["attention_mask"].long(),
-            "special_tokens_mask": encoded["special_tokens_mask"].long(),
-            "domain_ids": torch.tensor([int(item["domain_id"]) for item in items]),
-            "indices": torch.tensor([int(item["index"]) for item in items]),
-        }
-        if self.text_degrader is not None:
-            degraded, severity = self.text_degrader(texts)
-            encoded = self._encode(degraded)
-            for key in ("input_ids", "attention_mask", "special_tokens_mask"):
-                batch[f"degraded_{key}"] = encoded[key].long()
-            batch["degraded_severity"] = torch.tensor(severity, dtype=torch.long)
-        known = {"pixel_values", "text", "domain_id", "index"}
-        for key in items[0]:
-            if key in known:
-                continue
-            values = [item[key] for item in items]
-            batch[key] = _collate_values(values)
-        return batch
-
-
-def _collate_values(values: list[Any]) -> Any:
-    if all(isinstance(v, torch.Tensor) for v in values):
-        return torch.stack(values)
-    if all(isinstance(v, bool | int | np.integer) for v in values):
-        return torch.tensor([int(v) for v in values], dtype=torch.long)
-    if all(isinstance(v, float | int | np.floating | np.integer) for v in values):
-        return torch.tensor([float(v) for v in values], dtype=torch.float32)
-    return values
-
-
-# --------------------------------------------------------------------------- sharding
-
-
-class GlobalBatchSampler(Sampler[list[int]]):
-    """Global micro-batches from a seeded per-epoch permutation; this rank's slice of each.
-
-    Epoch ``e`` uses ``torch.randperm(n)`` from a generator seeded with
-    ``seed * 1_000_003 + e`` (identity order when ``shuffle`` is False). Global batch ``b`` is
-    ``perm[b * B:(b + 1) * B]`` and rank ``r`` of ``W`` yields its ``[r * B/W:(r + 1) * B/W]``
-    part. The final incomplete global batch of an epoch is dropped. :meth:`set_position`
-    chooses the epoch and first batch of the next iteration (resume).
-    """
-
-    def __init__(
-        self,
-        num_samples: int,
-        batch_size: int,
-        *,
-        seed: int = 0,
-        shuffle: bool = True,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        if batch_size % world_size:
-            raise ValueError(
-                f"batch_size={batch_size} (global) must be divisible by the number of "
-                f"processes ({world_size})."
-            )
-        if num_samples < batch_size:
-            raise ValueError(
-                f"The dataset has {num_samples} samples, fewer than one global batch "
-                f"(batch_size={batch_size}); lower batch_size."
-            )
-        self.num_samples = int(num_samples)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        self.shuffle = bool(shuffle)
-        self.rank = int(rank)
-        self.world_size = int(world_size)
-        self.local_batch_size = self.batch_size // self.world_size
-        self.epoch = 0
-        self.start_batch = 0
-        self._perm_epoch: int | None = None
-        self._perm: torch.Tensor | None = None
-
-    @property
-    def batches_per_epoch(self) -> int:
-        """Global micro-batches per epoch."""
-        return self.num_samples // self.batch_size
-
-    def set_position(self, epoch: int, start_batch: int = 0) -> None:
-        """Make the next iteration yield epoch ``epoch`` from global batch ``start_batch``."""
-        self.epoch = int(epoch)
-        self.start_batch = int(start_batch)
-
-    def permutation(self, epoch: int) -> torch.Tensor:
-        """Sample order of ``epoch`` (the last one asked for is kept)."""
-        if self._perm_epoch == epoch and self._perm is not None:
-            return self._perm
-        if not self.shuffle:
-            perm = torch.arange(self.num_samples)
-        else:
-            generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % (2**63))
-            perm = torch.randperm(self.num_samples, generator=generator)
-        self._perm_epoch, self._perm = epoch, perm
-        return perm
-
-    def global_batch(self, epoch: int, batch: int) -> list[int]:
-        """All sample indices of global batch ``batch`` of ``epoch`` (every rank's share)."""
-        perm = self.permutation(epoch)
-        return perm[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
-
-    def local_batch(self, epoch: int, batch: int) -> list[int]:
-        """This rank's sample indices of global batch ``batch`` of ``epoch``."""
-        start = batch * self.batch_size + self.rank * self.local_batch_size
-        return self.permutation(epoch)[start : start + self.local_batch_size].tolist()
-
-    def describe(self) -> str:
-        """Which part of every global batch this rank reads (for the log of a launch)."""
-        lo = self.rank * self.local_batch_size
-        return (
-            f"samples [{lo}, {lo + self.local_batch_size}) of each global batch of "
-            f"{self.batch_size}, {self.batches_per_epoch} global batches per epoch of "
-            f"{self.num_samples} samples, one order for all ranks (seed {self.seed})"
-        )
-
-    def __iter__(self) -> Iterator[list[int]]:
-        epoch = self.epoch
-        for batch in range(self.start_batch, self.batches_per_epoch):
-            yield self.local_batch(epoch, batch)
-
-    def __len__(self) -> int:
-        return max(0, self.batches_per_epoch - self.start_batch)
-
-
-class BatchStream:
-    """An endless stream of this rank's micro-batches over epochs, with a resumable position.
-
-    ``position`` is ``(epoch, batches consumed in that epoch)``; it is what a checkpoint stores.
-    ``last_indices``: the dataset indices of the micro-batch :meth:`next` returned last (this
-    rank's). One ``DataLoader`` is reused across epochs (persistent workers stay alive).
-    """
-
-    def __init__(
-        self, loader: DataLoader, sampler: GlobalBatchSampler, epoch: int = 0, batch: int = 0
-    ) -> None:
-        self.loader = loader
-        self.sampler = sampler
-        self.epoch = int(epoch)
-        self.batch = int(batch)
-        self.last_indices: list[int] = []
-        self._iterator: Iterator[Any] | None = None
-
-    @property
-    def position(self) -> tuple[int, int]:
-        """``(epoch, batches consumed in the epoch)``."""
-        return self.epoch, self.batch
-
-    def next(self) -> Any:
-        """The next micro-batch, moving to the next epoch when one ends."""
-        for _attempt in range(2):
-            if self._iterator is None:
-                self.sampler.set_position(self.epoch, self.batch)
-                self._iterator = iter(self.loader)
-            try:
-                item = next(self._iterator)
-            except StopIteration:
-                self._iterator = None
-                self.epoch += 1
-                self.batch = 0
-                continue
-            self.last_indices = self.sampler.local_batch(self.epoch, self.batch)
-            self.batch += 1
-            return item
-        raise RuntimeError("The data loader yielded no batch for a whole epoch.")

@@ -51,6 +51,13 @@ _NO_DECAY_MODULES: tuple[type[nn.Module], ...] = (
 _NO_DECAY_NAME_PARTS = ("embed", "norm", "cls_token", "mask_token", "pos_")
 
 
+def no_weight_decay(param: nn.Parameter, name: str = "", name_parts: tuple[str, ...] = ()) -> bool:
+    """The one no-weight-decay rule: no decay for a parameter with fewer than 2 dimensions
+    (biases, norm weights, scales, temperatures) or whose ``name`` contains one of
+    ``name_parts`` (each model names its learned tokens, embeddings and slots)."""
+    return param.ndim < 2 or any(part in name for part in name_parts)
+
+
 def no_decay_parameter_names(model: nn.Module) -> set[str]:
     """Names of parameters that must not get weight decay (see module docstring)."""
     names: set[str] = set()
@@ -60,11 +67,7 @@ def no_decay_parameter_names(model: nn.Module) -> set[str]:
                 names.add(f"{module_name}.{param_name}" if module_name else param_name)
     for name, param in model.named_parameters():
         lowered = name.lower()
-        if (
-            param.ndim < 2
-            or lowered.endswith("bias")
-            or any(part in lowered for part in _NO_DECAY_NAME_PARTS)
-        ):
+        if no_weight_decay(param, lowered, _NO_DECAY_NAME_PARTS) or lowered.endswith("bias"):
             names.add(name)
     return names
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from robust_mmr_pipeline.io_utils import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 MIN_SPEEDUP = 1.2
@@ -89,9 +91,7 @@ def cached_verdict(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         stored[key] = verdict
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(stored, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(stored, indent=2))
     except OSError as exc:  # a read-only home: measure again next time, never fail the run
         logger.warning("Could not cache the mixed-precision verdict in %s: %s", path, exc)
     return verdict

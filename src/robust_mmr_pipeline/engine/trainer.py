@@ -6,7 +6,7 @@
 
 One optimizer step
 ------------------
-1. ``grad_accum`` micro-batches come from :class:`~robust_mmr_pipeline.engine.data.BatchStream`
+1. ``grad_accum`` micro-batches come from :class:`~robust_mmr_pipeline.engine.sharding.BatchStream`
    (global batch ``config.batch_size`` split evenly over processes, seeded order per epoch).
 2. For each: forward under Accelerate's autocast, ``backward(loss / grad_accum)``; gradient
    all-reduce is skipped (``no_sync``) on all but the last micro-batch.
@@ -25,40 +25,37 @@ never changes the training streams. The scheduler steps once per optimizer step,
 fp16 step is skipped by the grad scaler (the schedule stays tied to the step count). A resumed
 run must be given the tokenizer saved with its checkpoint (checked).
 
-Fault injection: with the environment variable ``ROBUST_MMR_FAULT_KILL_AFTER_CHECKPOINT=<step>``
-every process SIGKILLs itself right after the checkpoint of that step is written: the
-deterministic "killed mid-way" of the resume tests (no timed kill).
+Beside it: :mod:`.accelerator` (device setup), :mod:`.resume` (resume / refuse policy),
+:mod:`.step` (one step's forward / backward), :mod:`.run_records` (trainer_state.json, logged
+params and metrics), :mod:`.run_result` (what a run returns), :mod:`.inference`
+(:func:`predict`, :func:`evaluate`), :mod:`.fault_injection` (the resume tests' deterministic
+kill, the one hook this loop calls after each checkpoint).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import os
-import signal
-import sys
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import accelerate
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import (
-    DistributedDataParallelKwargs,
     broadcast_object_list,
     gather_object,
-    send_to_device,
     set_seed,
 )
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from robust_mmr_pipeline.engine.accelerator import (
+    make_accelerator,
+    measured_cpu_precision,
+    peak_memory_mb,
+)
 from robust_mmr_pipeline.engine.callbacks import TrainLogger
 from robust_mmr_pipeline.engine.checkpoint import (
     CHECKPOINTS_DIRNAME,
@@ -66,168 +63,41 @@ from robust_mmr_pipeline.engine.checkpoint import (
     CheckpointError,
     check_tokenizer_matches,
     clean_stale_temporaries,
-    list_checkpoints,
     load_model_weights,
     load_training_contents,
-    model_metadata,
     save_checkpoint,
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError
-from robust_mmr_pipeline.engine.data import BatchStream, GlobalBatchSampler
+from robust_mmr_pipeline.engine.fault_injection import kill_if_asked
 from robust_mmr_pipeline.engine.optim import build_optimizer, build_scheduler
 from robust_mmr_pipeline.engine.progress import TrainProgress
+from robust_mmr_pipeline.engine.resume import (
+    apply_config_hyperparameters,
+    check_compatible,
+    resume_dir,
+)
 from robust_mmr_pipeline.engine.rng import (
     RngState,
     capture_rng_state,
     preserved_rng_state,
     restore_rng_state,
 )
+from robust_mmr_pipeline.engine.run_records import (
+    model_flops,
+    ordered_like,
+    run_params,
+    step_metrics,
+    trainer_state,
+)
+from robust_mmr_pipeline.engine.run_result import NonFiniteLossError, TrainResult
+from robust_mmr_pipeline.engine.sharding import BatchStream, GlobalBatchSampler
+from robust_mmr_pipeline.engine.step import forward_backward
+from robust_mmr_pipeline.seeding import process_seed
 
 LOGGER = logging.getLogger(__name__)
 
 EvalFn = Callable[[nn.Module, int, Accelerator], Mapping[str, float]]
-ForwardFn = Callable[[nn.Module, Any], Any]
-FAULT_KILL_AFTER_CHECKPOINT = "ROBUST_MMR_FAULT_KILL_AFTER_CHECKPOINT"
-
-
-def _kill_if_asked(step: int) -> None:
-    """SIGKILL this process after the checkpoint of ``step`` when the fault-injection variable
-    names that step (see the module docstring)."""
-    value = os.environ.get(FAULT_KILL_AFTER_CHECKPOINT, "").strip()
-    if not value:
-        return
-    try:
-        target = int(value)
-    except ValueError as exc:
-        raise TrainerConfigError(
-            f"{FAULT_KILL_AFTER_CHECKPOINT}={value!r} must be a step number (or unset)."
-        ) from exc
-    if target == step:
-        LOGGER.warning("%s=%d: killing this process (SIGKILL).", FAULT_KILL_AFTER_CHECKPOINT, step)
-        logging.shutdown()  # flush the log files: SIGKILL runs no handler
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss (or one objective) became NaN/inf; the run stopped before updating the model.
-
-    Attributes: ``step`` (the optimizer step that failed, 1-based), ``terms`` (every logged term
-    and its value), ``bad_terms`` (names of the non-finite ones), ``checkpoint_dir`` (the last
-    good checkpoint, verified intact), ``position`` (epoch, batch) of the step's first batch.
-    """
-
-    def __init__(
-        self,
-        step: int,
-        terms: Mapping[str, float],
-        checkpoint_dir: Path | None,
-        position: tuple[int, int],
-    ) -> None:
-        self.step = step
-        self.terms = dict(terms)
-        self.bad_terms = [name for name, value in self.terms.items() if not math.isfinite(value)]
-        self.checkpoint_dir = checkpoint_dir
-        self.position = position
-        shown = ", ".join(f"{name}={self.terms[name]}" for name in self.bad_terms)
-        message = (
-            f"Non-finite loss at optimizer step {step}: {shown} (all terms: "
-            f"{', '.join(f'{k}={v:.6g}' for k, v in self.terms.items())}). The model and optimizer "
-            f"were not updated with this step. Its first micro-batch: epoch {position[0]}, batch "
-            f"index {position[1]} (0-based). Last good checkpoint: {checkpoint_dir}. Fixes: "
-            "lower lr, enable max_grad_norm, check the inputs of this step, or use fp32 "
-            "(mixed_precision='no'); then rerun with resume=True."
-        )
-        super().__init__(message)
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """Summary of a run.
-
-    ``losses``: one dict per optimizer step, ``{"step", "loss", <objective>..., "lr"}`` (on a
-    resumed run it starts with the history tail stored in the checkpoint). ``samples_per_s`` and
-    ``flops_per_s`` (``model.flops_per_sample() * samples_per_s``, None when the model does not
-    report FLOPs) are measured over this run's training steps, excluding checkpoint and
-    evaluation time. ``peak_memory_mb``: max RSS of the main process on CPU, peak allocated
-    CUDA memory on GPU.
-    """
-
-    step: int
-    losses: list[dict[str, float]]
-    samples_per_s: float
-    flops_per_s: float | None
-    peak_memory_mb: float
-    checkpoint_dir: Path | None
-    epoch: int = 0
-    samples_seen: int = 0
-    eval_history: list[dict[str, float]] = dataclasses.field(default_factory=list)
-    mixed_precision: str = "no"
-    world_size: int = 1
-    resumed_from: Path | None = None
-    train_time_s: float = 0.0
-
-    def loss_curve(self, term: str = "loss") -> list[float]:
-        """Values of one term over the recorded steps."""
-        return [record[term] for record in self.losses if term in record]
-
-
-def make_accelerator(config: TrainerConfig, measured_precision: str | None = None) -> Accelerator:
-    """An ``Accelerator`` for ``config`` (mixed precision resolved for the hardware;
-    ``measured_precision``: what ``auto`` measured on the CPU, see :func:`train`).
-
-    Accelerate keeps a process-wide state that refuses a second, different mixed precision;
-    several runs in one process (Optuna trials, notebooks) may legitimately differ, so the
-    state is reset in that case (the process group, if any, is kept).
-    """
-    cuda = torch.cuda.is_available() and not config.cpu
-    mixed_precision = measured_precision or config.effective_mixed_precision(cuda)
-    shared = AcceleratorState._shared_state
-    if shared and shared.get("_mixed_precision") not in (None, mixed_precision):
-        AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(
-        mixed_precision=mixed_precision,
-        # Accelerate sets up multi-process CPU (gloo) only when told it runs on CPU.
-        cpu=config.cpu or not torch.cuda.is_available(),
-        kwargs_handlers=[
-            DistributedDataParallelKwargs(find_unused_parameters=config.ddp_find_unused_parameters)
-        ],
-    )
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory of this process in MiB: CUDA peak allocated, else max resident set size."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        import resource
-    except ImportError:
-        return float("nan")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
-
-
-def _scalar(value: Any, device: torch.device) -> torch.Tensor:
-    tensor = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-    return tensor.to(device=device, dtype=torch.float32).reshape(())
-
-
-def _ordered_like(template: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
-    """``record`` with the keys of ``template`` first, in its order, then any others."""
-    ordered = {key: record[key] for key in template if key in record}
-    ordered.update({key: value for key, value in record.items() if key not in ordered})
-    return ordered
-
-
-def _model_flops(model: nn.Module) -> float | None:
-    provider = getattr(model, "flops_per_sample", None)
-    if not callable(provider):
-        return None
-    try:
-        value = float(provider())
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    return value if math.isfinite(value) and value > 0 else None
 
 
 class _TrainingRun:
@@ -285,32 +155,13 @@ class _TrainingRun:
         self.step_samples: list[int] = []
 
     # ------------------------------------------------------------------ setup
-    def _resume_dir(self) -> Path | None:
-        config = self.config
-        if config.resume_from:
-            return verify_checkpoint(config.resume_from)
-        existing = list_checkpoints(self.root)
-        if config.resume:
-            if existing:
-                return verify_checkpoint(self.root)
-            LOGGER.info("resume=True but no checkpoint under %s: starting fresh.", self.root)
-            return None
-        if existing:
-            raise TrainerConfigError(
-                f"{self.root} already holds checkpoints ({existing[-1][1].name} ...) from an "
-                "earlier run. Set resume: true to continue it, or use a new output_dir (or delete "
-                "the folder) to start over; engine.start_run gives a fresh run that replaces it "
-                "once finished."
-            )
-        return None
-
     def setup(self) -> None:
         """Build optimizer/scheduler, prepare for the devices, restore a checkpoint if asked."""
         config, acc = self.config, self.accelerator
         if self.is_main:
             clean_stale_temporaries(self.root)
         acc.wait_for_everyone()
-        self.resumed_from = self._resume_dir()
+        self.resumed_from = resume_dir(config, self.root)
         contents: CheckpointContents | None = None
         if self.resumed_from is not None:
             check_tokenizer_matches(self.tokenizer, self.resumed_from)
@@ -347,7 +198,7 @@ class _TrainingRun:
         epoch, batch = 0, 0
         if contents is not None:
             state = contents.trainer_state
-            self._check_compatible(state)
+            check_compatible(self.config, state, self.world)
             self.step = int(state["step"])
             self.samples_seen = int(state.get("samples_seen", 0))
             epoch, batch = int(state.get("epoch", 0)), int(state.get("batch_in_epoch", 0))
@@ -361,7 +212,7 @@ class _TrainingRun:
                 self.optimizer.load_state_dict(contents.optimizer_state)
             if contents.scheduler_state is not None:
                 self.scheduler.load_state_dict(contents.scheduler_state)
-            self._apply_config_hyperparameters(fresh, state)
+            apply_config_hyperparameters(self.config, self.optimizer, self.scheduler, fresh, state)
             if contents.scaler_state is not None and acc.scaler is not None:
                 acc.scaler.load_state_dict(contents.scaler_state)
             self.last_checkpoint = self.resumed_from
@@ -381,88 +232,11 @@ class _TrainingRun:
                     self.resumed_from,
                     self.rank,
                 )
-            set_seed(config.seed + self.rank + (self.step if contents is not None else 0))
-        self.flops_per_sample = _model_flops(self.raw_model)
+            at_step = self.step if contents is not None else 0
+            set_seed(process_seed(config.seed, self.rank, at_step))
+        self.flops_per_sample = model_flops(self.raw_model)
         if acc.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(acc.device)
-
-    def _apply_config_hyperparameters(
-        self, fresh: list[dict[str, Any]], state: Mapping[str, Any]
-    ) -> None:
-        """Let the current config's lr / weight decay / betas / eps win over the checkpoint's.
-
-        Unchanged settings give bit-identical values (exact resume); changed ones (e.g. a lower
-        lr after a non-finite loss) take effect from the resumed step on.
-        """
-        groups = self.optimizer.param_groups
-        for group, new in zip(groups, fresh, strict=True):
-            for key in ("initial_lr", "lr_mult", "weight_decay", "betas", "eps"):
-                if key in new:
-                    group[key] = new[key]
-        scheduler = self.scheduler
-        scheduler.base_lrs = [new["initial_lr"] for new in fresh]
-        for group, base, factor in zip(
-            groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
-        ):
-            group["lr"] = base * factor(scheduler.last_epoch)
-        scheduler._last_lr = [group["lr"] for group in groups]
-        saved = state.get("config", {})
-        changed = [
-            key
-            for key in ("lr", "head_lr_mult", "weight_decay", "betas", "eps", "schedule")
-            if key in saved and saved[key] != self.config.to_dict()[key]
-        ]
-        if changed:
-            LOGGER.info(
-                "Resuming with changed optimizer settings %s: using the new values.", changed
-            )
-
-    def _check_compatible(self, state: Mapping[str, Any]) -> None:
-        saved = state.get("config", {})
-        for key in ("batch_size", "grad_accum", "seed", "shuffle"):
-            if key in saved and saved[key] != getattr(self.config, key):
-                LOGGER.warning(
-                    "Resuming with %s=%r but the checkpoint used %r: the run continues, but "
-                    "will not reproduce the uninterrupted one.",
-                    key,
-                    getattr(self.config, key),
-                    saved[key],
-                )
-        if int(state.get("world_size", self.world)) != self.world:
-            LOGGER.warning(
-                "Resuming on %d process(es); the checkpoint was written by %s: data order is "
-                "unchanged, model random streams are not.",
-                self.world,
-                state.get("world_size"),
-            )
-
-    # ------------------------------------------------------------------ checkpoints
-    def _trainer_state(
-        self, reason: str, position: tuple[int, int], samples: list[list[int]]
-    ) -> dict[str, Any]:
-        tail = self.config.history_tail
-        return {
-            "step": self.step,
-            "epoch": position[0],
-            "batch_in_epoch": position[1],
-            "batches_per_epoch": self.batches_per_epoch,
-            "samples_seen": self.samples_seen,
-            "max_steps": self.max_steps,
-            "world_size": self.world,
-            "mixed_precision": self.accelerator.mixed_precision,
-            "reason": reason,
-            "history": self.history[-tail:] if tail else [],
-            "eval_history": self.eval_history[-tail:] if tail else [],
-            "config": self.config.to_dict(),
-            # which samples made the step (one list per process): to re-run a step, or to see
-            # how a multi-process run split its global batches
-            "step_samples": {
-                "step": self.step + (1 if reason == "last_good_before_non_finite" else 0),
-                "by_process": samples,
-            },
-            "versions": {"torch": torch.__version__, "accelerate": accelerate.__version__},
-            "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
 
     def save(
         self,
@@ -482,8 +256,8 @@ class _TrainingRun:
         path: Path | None = None
         if self.is_main:
             contents = CheckpointContents(
-                trainer_state=self._trainer_state(
-                    reason, position, [samples for _state, samples in gathered]
+                trainer_state=trainer_state(
+                    self, reason, position, [samples for _state, samples in gathered]
                 ),
                 optimizer_state=self.optimizer.state_dict(),
                 scheduler_state=self.scheduler.state_dict(),
@@ -515,7 +289,7 @@ class _TrainingRun:
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         if self.logger is not None:
             self.logger.log_checkpoint(path, self.step, final)
-        _kill_if_asked(self.step)
+        kill_if_asked(self.step)
         return path
 
     # ------------------------------------------------------------------ evaluation
@@ -540,47 +314,6 @@ class _TrainingRun:
             )
 
     # ------------------------------------------------------------------ one step
-    def _forward_backward(self, progress: float) -> tuple[list[str], list[float]]:
-        acc, ga = self.accelerator, self.config.grad_accum
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
-        self.step_samples = []
-        for micro in range(ga):
-            batch = send_to_device(self.stream.next(), acc.device, non_blocking=self.pin_memory)
-            self.step_samples += self.stream.last_indices
-            sync = acc.no_sync(self.prepared_model) if micro < ga - 1 else nullcontext()
-            with sync:
-                try:
-                    output = self.train_model(batch, progress)
-                except RuntimeError as exc:
-                    if "find_unused_parameters" in str(exc):
-                        raise RuntimeError(
-                            "DDP found parameters without gradients: set TrainerConfig."
-                            "ddp_find_unused_parameters: true (or make every parameter take part "
-                            f"in the loss). DDP said: {exc}"
-                        ) from exc
-                    raise
-                loss = getattr(output, "loss", None)
-                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                    raise TypeError(
-                        "model.forward(batch, progress) must return an object whose .loss is a "
-                        f"scalar tensor; got {type(output).__name__}.loss = {type(loss).__name__}"
-                    )
-                acc.backward(loss.reshape(()) / ga)
-            terms = {"loss": loss}
-            terms.update({k: v for k, v in dict(getattr(output, "losses", {}) or {}).items()})
-            # a model's diagnostics (same keys every step) are recorded beside its losses
-            terms.update(dict(getattr(output, "diagnostics", {}) or {}))
-            for name, value in terms.items():
-                scalar = _scalar(value, acc.device)
-                sums[name] = sums[name] + scalar if name in sums else scalar
-                counts[name] = counts.get(name, 0) + 1
-        names = list(sums)
-        vector = torch.stack([sums[name] / counts[name] for name in names])
-        if self.world > 1:
-            vector = acc.reduce(vector, reduction="mean")
-        return names, [float(v) for v in vector.tolist()]
-
     def _fail_non_finite(
         self,
         names: list[str],
@@ -606,7 +339,7 @@ class _TrainingRun:
         """The loop; returns the summary."""
         config, acc = self.config, self.accelerator
         if self.logger is not None:
-            self.logger.log_params(self._params())
+            self.logger.log_params(run_params(self))
         bar = TrainProgress(
             total=self.max_steps,
             initial=self.step,
@@ -622,7 +355,15 @@ class _TrainingRun:
                 rng_before = capture_rng_state()
                 position_before = self.stream.position
                 progress = self.step / self.max_steps
-                names, values = self._forward_backward(progress)
+                names, values, self.step_samples = forward_backward(
+                    acc,
+                    self.train_model,
+                    self.prepared_model,
+                    self.stream,
+                    config.grad_accum,
+                    progress,
+                    self.pin_memory,
+                )
                 if not all(math.isfinite(v) for v in values):
                     self._fail_non_finite(names, values, rng_before, position_before)
                 grad_norm = None
@@ -643,7 +384,7 @@ class _TrainingRun:
                 if self.history and list(self.history[-1]) != list(record):
                     # records read back from a checkpoint have sorted keys: give them this
                     # run's order, so a resumed run's loss table equals an uninterrupted one's
-                    self.history = [_ordered_like(record, r) for r in self.history]
+                    self.history = [ordered_like(record, r) for r in self.history]
                 self.history.append(record)
                 elapsed = self.clock() - start
                 self.train_time += elapsed
@@ -655,7 +396,7 @@ class _TrainingRun:
                     self.step % config.log_every == 0 or self.step == self.max_steps
                 ):
                     self.logger.log_metrics(
-                        self._step_metrics(record, grad_norm, window_samples / window_time),
+                        step_metrics(self, record, grad_norm, window_samples / window_time),
                         self.step,
                     )
                     window_time, window_samples = 0.0, 0
@@ -690,31 +431,6 @@ class _TrainingRun:
             train_time_s=self.train_time,
         )
 
-    def _step_metrics(
-        self, record: Mapping[str, float], grad_norm: Any, samples_per_s: float
-    ) -> dict[str, float]:
-        metrics = {f"train/{k}": v for k, v in record.items() if k != "step"}
-        if grad_norm is not None:
-            metrics["train/grad_norm"] = float(grad_norm)
-        metrics["throughput/samples_per_s"] = samples_per_s
-        if self.flops_per_sample:
-            metrics["throughput/flops_per_s"] = self.flops_per_sample * samples_per_s
-        metrics["train/epoch"] = float(self.stream.epoch)
-        return metrics
-
-    def _params(self) -> dict[str, Any]:
-        meta = model_metadata(self.raw_model, warn=False)
-        return {
-            "trainer": self.config.to_dict(),
-            "model_class": meta["model_class"],
-            "model": meta["config"],
-            "world_size": self.world,
-            "mixed_precision": str(self.accelerator.mixed_precision),
-            "num_parameters": sum(p.numel() for p in self.raw_model.parameters()),
-            "max_steps": self.max_steps,
-            "resumed_from": str(self.resumed_from) if self.resumed_from else "",
-        }
-
 
 def train(
     model: nn.Module,
@@ -730,7 +446,7 @@ def train(
     """Train ``model`` on ``dataset``; checkpoints under ``<config.output_dir>/checkpoints``.
 
     ``collate_fn`` turns a list of dataset items into the batch dict the model reads (e.g.
-    :class:`~robust_mmr_pipeline.engine.data.PairCollator`). ``tokenizer`` is saved into each
+    :class:`~robust_mmr_pipeline.engine.pairs.PairCollator`). ``tokenizer`` is saved into each
     checkpoint's ``tokenizer/`` folder. ``logger`` (main process only) receives params, metrics
     and checkpoints. ``eval_fn(model, step, accelerator) -> {name: value}`` runs on every process
     (so it may use :func:`predict` / :func:`evaluate`) in eval mode under ``torch.no_grad``,
@@ -751,7 +467,7 @@ def train(
     config.validate()
     measured = None
     if config.mixed_precision == "auto" and (config.cpu or not torch.cuda.is_available()):
-        measured = _measured_cpu_precision(model, dataset, config, collate_fn)
+        measured = measured_cpu_precision(model, dataset, config, collate_fn)
     run = _TrainingRun(
         model=model,
         dataset=dataset,
@@ -765,165 +481,3 @@ def train(
     )
     run.setup()
     return run.run()
-
-
-def _measured_cpu_precision(
-    model: nn.Module,
-    dataset: Dataset,
-    config: TrainerConfig,
-    collate_fn: Callable[[list[Any]], Any] | None,
-) -> str:
-    """``auto`` on the CPU: bf16 or fp32, whichever trains this model faster here (measured on
-    the first batch; the training RNG streams are left as they were)."""
-    from torch.utils.data import default_collate
-
-    from robust_mmr_pipeline.engine.precision import decide_cpu_precision
-
-    size = min(config.batch_size, len(dataset))  # type: ignore[arg-type]
-    batch = (collate_fn or default_collate)([dataset[i] for i in range(size)])
-    was_training = model.training
-    model.train()
-    try:
-        with preserved_rng_state():
-            return decide_cpu_precision(model, batch, config.batch_size)
-    finally:
-        model.train(was_training)
-
-
-# --------------------------------------------------------------------------- inference helpers
-
-
-def _tensor_fields(output: Any) -> dict[str, torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        items: Any = [("output", output)]
-    elif isinstance(output, Mapping):
-        items = output.items()
-    elif dataclasses.is_dataclass(output) and not isinstance(output, type):
-        items = [(f.name, getattr(output, f.name)) for f in dataclasses.fields(output)]
-    elif isinstance(output, tuple) and hasattr(output, "_asdict"):
-        items = output._asdict().items()
-    else:
-        items = vars(output).items() if hasattr(output, "__dict__") else []
-    return {k: v for k, v in items if isinstance(v, torch.Tensor) and v.ndim >= 1}
-
-
-def _batch_size(batch: Any) -> int:
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0])
-    if isinstance(batch, Mapping):
-        for value in batch.values():
-            if isinstance(value, torch.Tensor) and value.ndim >= 1:
-                return int(value.shape[0])
-    if isinstance(batch, list | tuple):
-        for value in batch:
-            if isinstance(value, torch.Tensor) and value.ndim >= 1:
-                return int(value.shape[0])
-    raise ValueError("Cannot infer the batch size: the batch holds no tensor with a batch dim.")
-
-
-def _run_inference(
-    model: nn.Module,
-    dataloader: DataLoader,
-    *,
-    accelerator: Accelerator | None,
-    forward_fn: ForwardFn | None,
-    keys: tuple[str, ...] | None,
-    collect: bool,
-) -> tuple[dict[str, torch.Tensor], dict[str, float], int]:
-    accelerator = accelerator if accelerator is not None else Accelerator()
-    net = accelerator.unwrap_model(model)
-    net.to(accelerator.device)
-    loader = accelerator.prepare_data_loader(dataloader)
-    was_training = net.training
-    net.eval()
-    gathered: dict[str, list[torch.Tensor]] = {}
-    sums: dict[str, torch.Tensor] = {}
-    count = torch.zeros((), device=accelerator.device)
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                output = forward_fn(net, batch) if forward_fn is not None else net(batch)
-                size = _batch_size(batch)
-                count += size
-                loss = getattr(output, "loss", None)
-                terms = {"loss": loss} if isinstance(loss, torch.Tensor) else {}
-                terms.update(dict(getattr(output, "losses", {}) or {}))
-                for name, value in terms.items():
-                    weighted = _scalar(value, accelerator.device) * size
-                    sums[name] = sums[name] + weighted if name in sums else weighted
-                if collect:
-                    tensors = _tensor_fields(output)
-                    if keys is not None:
-                        tensors = {k: v for k, v in tensors.items() if k in keys}
-                    tensors = {k: v.contiguous() for k, v in tensors.items()}
-                    for name, value in accelerator.gather_for_metrics(tensors).items():
-                        gathered.setdefault(name, []).append(value.detach().cpu())
-    finally:
-        net.train(was_training)
-    names = sorted(sums)
-    if names:
-        vector = torch.stack([sums[n] for n in names] + [count])
-        if accelerator.num_processes > 1:
-            vector = accelerator.reduce(vector, reduction="sum")
-        total = float(vector[-1])
-        means = {n: float(vector[i]) / max(total, 1.0) for i, n in enumerate(names)}
-    else:
-        total_tensor = (
-            accelerator.reduce(count, reduction="sum") if accelerator.num_processes > 1 else count
-        )
-        total, means = float(total_tensor), {}
-    outputs = {name: torch.cat(parts) for name, parts in gathered.items()}
-    return outputs, means, int(total)
-
-
-def predict(
-    model: nn.Module,
-    dataloader: DataLoader,
-    *,
-    accelerator: Accelerator | None = None,
-    forward_fn: ForwardFn | None = None,
-    keys: tuple[str, ...] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Run ``model`` in eval mode over ``dataloader``; outputs of all processes, in order.
-
-    ``forward_fn(model, batch)`` (default ``model(batch)``) returns a tensor, a mapping, a
-    dataclass or an object; every tensor field with a batch dimension is collected (``keys``
-    restricts them), gathered across processes with ``accelerator.gather_for_metrics`` (padding
-    duplicates of the last batch are dropped) and concatenated on CPU. Tensors must have the
-    same trailing shape on every process. The loader is sharded by Accelerate; the model's
-    train/eval mode is restored afterwards.
-    """
-    outputs, _means, _count = _run_inference(
-        model, dataloader, accelerator=accelerator, forward_fn=forward_fn, keys=keys, collect=True
-    )
-    return outputs
-
-
-def evaluate(
-    model: nn.Module,
-    dataloader: DataLoader,
-    *,
-    accelerator: Accelerator | None = None,
-    forward_fn: ForwardFn | None = None,
-    metric_fn: Callable[[dict[str, torch.Tensor]], Mapping[str, float]] | None = None,
-    keys: tuple[str, ...] | None = None,
-) -> dict[str, float]:
-    """Mean ``.loss`` / ``.losses`` terms over ``dataloader`` plus ``metric_fn(predictions)``.
-
-    Loss means are weighted by batch size and summed across processes (in multi-process runs
-    the padding duplicates Accelerate adds to the last batch count too); ``metric_fn`` gets
-    the de-duplicated predictions of :func:`predict`. Adds ``num_samples``.
-    """
-    outputs, means, count = _run_inference(
-        model,
-        dataloader,
-        accelerator=accelerator,
-        forward_fn=forward_fn,
-        keys=keys,
-        collect=metric_fn is not None,
-    )
-    result = dict(means)
-    result["num_samples"] = float(count)
-    if metric_fn is not None:
-        result.update({k: float(v) for k, v in dict(metric_fn(outputs)).items()})
-    return result

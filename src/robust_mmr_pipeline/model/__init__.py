@@ -8,14 +8,11 @@ from robust_mmr_pipeline._torchvision_compat import ensure_torchvision_importabl
 
 ensure_torchvision_importable()
 
-from robust_mmr_pipeline.model.config import (  # noqa: E402
-    PRESETS,
-    SIZES,
-    ConfigError,
-    ModelConfig,
-    apply_preset,
-)
-from robust_mmr_pipeline.model.mmr import FusedOutput, MMRModel, PretrainOutput  # noqa: E402
+from robust_mmr_pipeline.model.config import ModelConfig  # noqa: E402
+from robust_mmr_pipeline.model.config_sections import ConfigError  # noqa: E402
+from robust_mmr_pipeline.model.mmr import MMRModel  # noqa: E402
+from robust_mmr_pipeline.model.outputs import FusedOutput, PretrainOutput  # noqa: E402
+from robust_mmr_pipeline.model.presets import PRESETS, SIZES, apply_preset  # noqa: E402
 
 __all__ = [
     "PRESETS",

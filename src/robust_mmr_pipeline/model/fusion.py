@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robust_mmr_pipeline.model.config import FusionConfig, MemoryConfig
+from robust_mmr_pipeline.model.config_sections import FusionConfig, MemoryConfig
 from robust_mmr_pipeline.model.memory import CrossModalMemory
 
 TEXT_TYPE, IMAGE_TYPE = 0, 1

@@ -16,7 +16,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from robust_mmr_pipeline.model.config import DecoderConfig
+from robust_mmr_pipeline.model.config_sections import DecoderConfig
 
 
 def sincos_1d(dim: int, positions: Tensor) -> Tensor:

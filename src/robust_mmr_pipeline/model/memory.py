@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robust_mmr_pipeline.model.config import MemoryConfig
+from robust_mmr_pipeline.model.config_sections import MemoryConfig
 
 
 class CrossModalMemory(nn.Module):

@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import Tensor, nn
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
-from robust_mmr_pipeline.model.config import TextConfig
+from robust_mmr_pipeline.model.config_sections import TextConfig
 from robust_mmr_pipeline.model.weights import read_state_dict
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robust_mmr_pipeline.model.config import ConfigError, ModelConfig
+from robust_mmr_pipeline.model.config import ModelConfig
+from robust_mmr_pipeline.model.config_sections import ConfigError
 from robust_mmr_pipeline.perturb import (
     IMAGE_PERTURBATIONS,
     TEXT_PERTURBATIONS,

@@ -22,7 +22,7 @@ from timm.models import adapt_input_conv
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import Tensor, nn
 
-from robust_mmr_pipeline.model.config import VisionConfig
+from robust_mmr_pipeline.model.config_sections import VisionConfig
 from robust_mmr_pipeline.model.weights import read_state_dict
 
 log = logging.getLogger(__name__)

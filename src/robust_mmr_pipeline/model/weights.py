@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from robust_mmr_pipeline.model.config import ConfigError
+from robust_mmr_pipeline.model.config_sections import ConfigError
 
 
 class WeightFileError(ConfigError):

@@ -19,6 +19,7 @@ parameters (this is what makes severity monotonic sample by sample, not only on 
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class Perturbation:
         convention: where the table comes from (ImageNet-C, CIFAR-10-C, MedMNIST-C, ours ...).
         modalities: canonical modality tags the artefact is typical for (image entries only);
             ``None`` means any modality.
+        entry_point: the kind's validated public function (``perturb_image`` /
+            ``perturb_text``), set by the registry the entry is registered in.
     """
 
     name: str
@@ -89,6 +92,7 @@ class Perturbation:
     severity_table: Mapping[str, tuple[Any, ...]]
     convention: str
     modalities: tuple[str, ...] | None = None
+    entry_point: Callable[..., Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for param, values in self.severity_table.items():
@@ -113,13 +117,12 @@ class Perturbation:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Apply with the public, validated behaviour of ``perturb_image`` / ``perturb_text``."""
-        if self.kind == "image":
-            from robust_mmr_pipeline.perturb.image import perturb_image
-
-            return perturb_image(args[0], self.name, *args[1:], **kwargs)
-        from robust_mmr_pipeline.perturb.text import perturb_text
-
-        return perturb_text(args[0], self.name, *args[1:], **kwargs)
+        if self.entry_point is None:
+            raise TypeError(
+                f"{self.kind} perturbation {self.name!r} is not registered: call its kernel "
+                "(.fn) or register it in a registry that has an entry point."
+            )
+        return self.entry_point(args[0], self.name, *args[1:], **kwargs)
 
 
 @dataclass
@@ -127,14 +130,20 @@ class PerturbationRegistry(Mapping[str, Perturbation]):
     """Ordered name -> :class:`Perturbation` mapping whose lookup errors list the known names."""
 
     kind: PerturbationKind
+    # the kind's validated public function, given to every entry registered here (the kind
+    # module passes it, so this module never imports the kind modules)
+    entry_point: Callable[..., Any] | None = None
     _entries: dict[str, Perturbation] = field(default_factory=dict)
 
     def register(self, entry: Perturbation) -> Perturbation:
-        """Add ``entry``; its kind must match and its name must be new."""
+        """Add ``entry`` (with this registry's entry point); its kind must match and its name
+        must be new. Returns the entry as registered."""
         if entry.kind != self.kind:
             raise ValueError(f"{entry.name} is a {entry.kind} perturbation, not {self.kind}")
         if entry.name in self._entries:
             raise ValueError(f"{self.kind} perturbation {entry.name!r} is registered twice")
+        if entry.entry_point is None and self.entry_point is not None:
+            entry = dataclasses.replace(entry, entry_point=self.entry_point)
         self._entries[entry.name] = entry
         return entry
 

@@ -344,7 +344,7 @@ def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = N
     from robust_mmr_pipeline.engine import resolve_checkpoint
     from robust_mmr_pipeline.engine.checkpoint import read_model_meta
     from robust_mmr_pipeline.model import ModelConfig
-    from robust_mmr_pipeline.model.config import deep_merge
+    from robust_mmr_pipeline.model.presets import deep_merge
 
     config = read_model_meta(resolve_checkpoint(checkpoint_dir))["config"]
     if "backbone" in config and "task" in config:  # a TaskModel checkpoint
@@ -361,7 +361,7 @@ def manifest_backbone_config(
     (:func:`robust_mmr_pipeline.recipes.pretrain.scratch_manifest`) carries ``model_config``.
     """
     from robust_mmr_pipeline.model import ModelConfig
-    from robust_mmr_pipeline.model.config import deep_merge
+    from robust_mmr_pipeline.model.presets import deep_merge
 
     if manifest.get("checkpoint"):
         return backbone_config(manifest["checkpoint"], overrides)

@@ -32,24 +32,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
-    BadRecords,
+from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
+from robust_mmr_pipeline.sources.common.bad_records import BadRecords
+from robust_mmr_pipeline.sources.common.csv_rows import complete_rows, iter_csv_rows
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
+from robust_mmr_pipeline.sources.common.records import (
     IdTracker,
-    ImageCatalog,
-    OnBadRecord,
-    SourceYield,
-    blank_columns_problem,
     canonical_split,
-    check_name,
-    check_policy,
-    check_root,
-    clean_text,
-    iter_csv_rows,
     label_problem,
     make_tables,
-    parse_options,
 )
-from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer, normalize_answer_type
 
 KIND = "csv"
 _FIX_ROW = "give the row an image path and a text (and its id / label / split where configured)"
@@ -91,10 +84,9 @@ class CsvPairsOptions:
             raise ValueError("label_column needs text_column (a classification row has a text)")
 
 
-def yields(options: dict[str, Any] | CsvPairsOptions | None = None) -> SourceYield:
+def _declare(opts: CsvPairsOptions) -> SourceYield:
     """Pairs of ``text_kind`` (with a text column), classification rows (with a label column)
     and VQA records (with question / answer columns); domain from ``domain_column`` (data)."""
-    opts = parse_options(CsvPairsOptions, options, KIND)
     tables = {"pairs"} if opts.text_column else set()
     tables |= {"classification"} if opts.label_column else set()
     tables |= {"vqa"} if opts.question_column else set()
@@ -106,16 +98,8 @@ def yields(options: dict[str, Any] | CsvPairsOptions | None = None) -> SourceYie
     )
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | CsvPairsOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: CsvPairsOptions, bad: BadRecords) -> SourceTables:
     """Read a CSV of image–text pairs as unified tables (see the module docstring)."""
-    opts = parse_options(CsvPairsOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     path = root / opts.file
     optional = (
         opts.text_column,
@@ -152,17 +136,8 @@ def read(
     pairs: list[dict[str, Any]] = []
     classification: list[dict[str, Any]] = []
     vqa: list[dict[str, Any]] = []
-    for index, row in enumerate(rows):
-        values = {c: clean_text(row.values[c]) for c in columns}
-        local_id = values[opts.id_column] if opts.id_column else f"{stem}-{index}"
-        label = f"{local_id or '?'} (row {index + 1}, line {row.line})"
-        if row.problem:
-            bad.report(path, label, f"malformed record: {row.problem}", row.fix or _FIX_ROW)
-            continue
-        blank = [c for c in required if not values[c]]
-        if blank:
-            bad.report(path, label, blank_columns_problem(row.values, blank), _FIX_ROW)
-            continue
+    usable = complete_rows(rows, path, columns, required, opts.id_column, stem, bad, _FIX_ROW)
+    for values, local_id, label in usable:
         if opts.label_column:
             missing_label = label_problem(values[opts.label_column], opts.label_column)
             if missing_label:
@@ -265,3 +240,8 @@ def _vqa_row(
         "question_type": values[opts.question_type_column] if opts.question_type_column else "",
         "split": split,
     }
+
+
+READER = SourceReader(KIND, CsvPairsOptions, _declare, _read)
+read = READER.read
+yields = READER.yields

@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from robust_mmr_pipeline.schema import PRIMARY_KEYS, TABLES, SourceTables, concat
-from robust_mmr_pipeline.sources._common import (
-    IngestionError,
-    OnBadRecord,
-    find_duplicates,
-    image_pixel_limit,
-)
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError, OnBadRecord
+from robust_mmr_pipeline.sources.common.images import image_pixel_limit
+from robust_mmr_pipeline.sources.common.records import find_duplicates
 from robust_mmr_pipeline.validation.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 
 logger = logging.getLogger(__name__)

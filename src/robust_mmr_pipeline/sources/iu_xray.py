@@ -40,23 +40,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
+from robust_mmr_pipeline.sources.common.annotations import load_json, record_problem, safe_relative
+from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
-    IdTracker,
-    ImageCatalog,
     IngestionError,
-    OnBadRecord,
-    SourceYield,
+)
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
+from robust_mmr_pipeline.sources.common.records import (
+    IdTracker,
     canonical_split,
-    check_name,
-    check_policy,
-    check_root,
     clean_text,
-    load_json,
     make_tables,
-    parse_options,
-    record_problem,
-    safe_relative,
     value_text,
 )
 
@@ -98,9 +93,8 @@ def _image_problem(paths: list[Any]) -> str:
     return ""
 
 
-def yields(options: dict[str, Any] | IuXrayOptions | None = None) -> SourceYield:
+def _declare(opts: IuXrayOptions) -> SourceYield:
     """Report pairs of chest radiographs (domain ``chest_xray``)."""
-    opts = parse_options(IuXrayOptions, options, KIND)
     return SourceYield(
         tables=frozenset({"pairs"}),
         text_kinds=frozenset({"report"}),
@@ -109,16 +103,8 @@ def yields(options: dict[str, Any] | IuXrayOptions | None = None) -> SourceYield
     )
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | IuXrayOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: IuXrayOptions, bad: BadRecords) -> SourceTables:
     """Read an IU X-ray (R2Gen) copy as unified tables (see the module docstring)."""
-    opts = parse_options(IuXrayOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     path = root / opts.annotation_file
     data = load_json(path, name)
     if not isinstance(data, dict):
@@ -204,3 +190,8 @@ def read(
             len(pairs),
         )
     return make_tables(bad, images=catalog.frame(), pairs=pairs)
+
+
+READER = SourceReader(KIND, IuXrayOptions, _declare, _read)
+read = READER.read
+yields = READER.yields

@@ -36,21 +36,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
-    BadRecords,
+from robust_mmr_pipeline.sources.common.bad_records import BadRecords
+from robust_mmr_pipeline.sources.common.csv_rows import complete_rows, iter_csv_rows
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
+from robust_mmr_pipeline.sources.common.records import (
     IdTracker,
-    ImageCatalog,
-    OnBadRecord,
-    SourceYield,
-    blank_columns_problem,
     canonical_split,
-    check_name,
-    check_policy,
-    check_root,
-    clean_text,
-    iter_csv_rows,
     make_tables,
-    parse_options,
 )
 
 logger = logging.getLogger(__name__)
@@ -94,9 +87,8 @@ class MelindaOptions:
             )
 
 
-def yields(options: dict[str, Any] | MelindaOptions | None = None) -> SourceYield:
+def _declare(opts: MelindaOptions) -> SourceYield:
     """Classification rows and their caption pairs; domain from ``domain_column`` (data)."""
-    opts = parse_options(MelindaOptions, options, KIND)
     return SourceYield(
         tables=frozenset({"classification", "pairs"}),
         text_kinds=frozenset({"caption"}),
@@ -105,16 +97,8 @@ def yields(options: dict[str, Any] | MelindaOptions | None = None) -> SourceYiel
     )
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | MelindaOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: MelindaOptions, bad: BadRecords) -> SourceTables:
     """Read a MELINDA copy as unified tables (see the module docstring)."""
-    opts = parse_options(MelindaOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     if opts.annotation_file is not None:
         sources: list[tuple[str | None, str]] = [(None, opts.annotation_file)]
     else:
@@ -130,17 +114,9 @@ def read(
         path = root / file_name
         rows = iter_csv_rows(path, name, columns, "use the MELINDA CSV files as released")
         stem = PurePosixPath(file_name).stem
-        for index, row in enumerate(rows):
-            values = {c: clean_text(row.values[c]) for c in columns}
-            local_id = values[opts.id_column] if opts.id_column else f"{stem}-{index}"
-            label = f"{local_id or '?'} (row {index + 1}, line {row.line})"
-            if row.problem:
-                bad.report(path, label, f"malformed record: {row.problem}", row.fix or _FIX_ROW)
-                continue
-            blank = [c for c in columns if c != opts.domain_column and not values[c]]
-            if blank:
-                bad.report(path, label, blank_columns_problem(row.values, blank), _FIX_ROW)
-                continue
+        required = [c for c in columns if c != opts.domain_column]
+        usable = complete_rows(rows, path, columns, required, opts.id_column, stem, bad, _FIX_ROW)
+        for values, local_id, label in usable:
             sample_id = f"{name}:{local_id}"
             if opts.id_column and not ids.first(sample_id, path, label):
                 continue
@@ -199,3 +175,8 @@ def read(
             sorted(domain_conflicts)[:5],
         )
     return make_tables(bad, images=catalog.frame(), pairs=pairs, classification=classification)
+
+
+READER = SourceReader(KIND, MelindaOptions, _declare, _read)
+read = READER.read
+yields = READER.yields

@@ -5,10 +5,10 @@ Every reader is ``read(root, name, options, on_bad_record) -> SourceTables``:
 - ``root``: the folder of the dataset copy as published (image paths in the images table are
   relative to it);
 - ``name``: the source name, which prefixes every id the source produces;
-- ``options``: the reader's options as a mapping (from ``conf/``); each adapter declares them
-  as a frozen dataclass (:data:`SOURCE_OPTIONS`), and unknown keys or wrong types raise
-  :class:`~robust_mmr_pipeline.sources._common.IngestionError` naming the key and the allowed
-  keys;
+- ``options``: the reader's options as a mapping (from ``conf/``); each reader declares them
+  as a frozen dataclass (its ``options_type``, :data:`SOURCE_OPTIONS`), and unknown keys or
+  wrong types raise :class:`~robust_mmr_pipeline.sources.common.bad_records.IngestionError`
+  naming the key and the allowed keys;
 - ``on_bad_record``: ``raise`` (stop at the first bad record with a message naming the file,
   the record and the fix), ``drop`` or ``tolerate`` (move bad records to the rejects table;
   ingestion bounds the tolerated fraction).
@@ -16,7 +16,8 @@ Every reader is ``read(root, name, options, on_bad_record) -> SourceTables``:
 :func:`read_source` adds the QA-statement pairs of every source's training VQA records
 (:mod:`robust_mmr_pipeline.sources.qa_statements`), so readers never build them.
 :func:`declared_yield` says what a configured source gives before it is read (every reader
-declares it in its ``yields(options)``), for the data requirements check.
+declares it through its :class:`~robust_mmr_pipeline.sources.common.reader.SourceReader`), for
+the data requirements check.
 
 SynthRad is not read here: it is generated, not read, and the ingestion pipeline handles it
 (:func:`declared_yield` knows it too).
@@ -38,46 +39,29 @@ from robust_mmr_pipeline.sources import (
     vqa_med_2019,
     vqa_rad,
 )
-from robust_mmr_pipeline.sources._common import (
-    IngestionError,
-    OnBadRecord,
-    SourceYield,
-    check_policy,
-)
+from robust_mmr_pipeline.sources.common.bad_records import IngestionError, OnBadRecord, check_policy
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
 from robust_mmr_pipeline.sources.qa_statements import TEXT_KIND as QA_STATEMENT
 from robust_mmr_pipeline.sources.qa_statements import with_qa_statements
 
-Reader = Callable[[Path, str, Any, OnBadRecord], SourceTables]
-
-SOURCE_READERS: dict[str, Reader] = {
-    "vqa_rad": vqa_rad.read,
-    "slake": slake.read,
-    "vqa_med_2019": vqa_med_2019.read,
-    "roco": roco.read,
-    "melinda": melinda.read,
-    "iu_xray": iu_xray.read,
-    "csv": csv_pairs.read,
+# The registry is built from the readers: one record per format (kind, options, yields, read).
+READERS: dict[str, SourceReader[Any]] = {
+    reader.kind: reader
+    for reader in (
+        vqa_rad.READER,
+        slake.READER,
+        vqa_med_2019.READER,
+        roco.READER,
+        melinda.READER,
+        iu_xray.READER,
+        csv_pairs.READER,
+    )
 }
-
-SOURCE_OPTIONS: dict[str, type] = {
-    "vqa_rad": vqa_rad.VqaRadOptions,
-    "slake": slake.SlakeOptions,
-    "vqa_med_2019": vqa_med_2019.VqaMed2019Options,
-    "roco": roco.RocoOptions,
-    "melinda": melinda.MelindaOptions,
-    "iu_xray": iu_xray.IuXrayOptions,
-    "csv": csv_pairs.CsvPairsOptions,
-}
-
-
+# Views of READERS by what they give.
+SOURCE_READERS: dict[str, Callable[..., SourceTables]] = {k: r.read for k, r in READERS.items()}
+SOURCE_OPTIONS: dict[str, type] = {kind: reader.options_type for kind, reader in READERS.items()}
 SOURCE_YIELDS: dict[str, Callable[[Any], SourceYield]] = {
-    "vqa_rad": vqa_rad.yields,
-    "slake": slake.yields,
-    "vqa_med_2019": vqa_med_2019.yields,
-    "roco": roco.yields,
-    "melinda": melinda.yields,
-    "iu_xray": iu_xray.yields,
-    "csv": csv_pairs.yields,
+    kind: reader.yields for kind, reader in READERS.items()
 }
 
 

@@ -26,7 +26,7 @@ Domain and modality (our choice): the modality named by the caption, else by the
 ``mri``, ``nuclear``, ``ct``, ``ultrasound``, ``mammography``, ``angiography``,
 ``fluoroscopy``, ``x-ray`` (checked in that order, so "CT angiography" is ct and "PET/CT"
 nuclear), else ``other``
-(see :func:`~robust_mmr_pipeline.sources._common.infer_modality`). Captions keep their words;
+(see :func:`~robust_mmr_pipeline.sources.common.records.infer_modality`). Captions keep their words;
 whitespace is collapsed and the leading space dropped.
 """
 
@@ -40,23 +40,19 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
-    MODALITIES,
+from robust_mmr_pipeline.sources.common.annotations import read_text_lines, require_file
+from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
-    IdTracker,
-    ImageCatalog,
     IngestionError,
-    OnBadRecord,
-    SourceYield,
-    check_name,
-    check_policy,
-    check_root,
+)
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
+from robust_mmr_pipeline.sources.common.records import (
+    MODALITIES,
+    IdTracker,
     clean_text,
     infer_modality,
     make_tables,
-    parse_options,
-    read_text_lines,
-    require_file,
 )
 from robust_mmr_pipeline.textnorm import BIDI_FIX, bidi_controls, text_problem
 
@@ -164,9 +160,8 @@ def _read_licences(path: Path, name: str, bad: BadRecords) -> dict[str, str]:
     return files
 
 
-def yields(options: dict[str, Any] | RocoOptions | None = None) -> SourceYield:
+def _declare(opts: RocoOptions) -> SourceYield:
     """Caption pairs; domain = the modality named by the caption or keywords."""
-    opts = parse_options(RocoOptions, options, KIND)
     return SourceYield(
         tables=frozenset({"pairs"}),
         text_kinds=frozenset({"caption"}),
@@ -175,16 +170,8 @@ def yields(options: dict[str, Any] | RocoOptions | None = None) -> SourceYield:
     )
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | RocoOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: RocoOptions, bad: BadRecords) -> SourceTables:
     """Read a ROCO copy as unified tables (see the module docstring)."""
-    opts = parse_options(RocoOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     catalog = ImageCatalog(root, bad)
     ids = IdTracker(bad, "ROCO_ID")
     pairs: list[dict[str, Any]] = []
@@ -256,3 +243,8 @@ def read(
             len(pairs),
         )
     return make_tables(bad, images=catalog.frame(), pairs=pairs)
+
+
+READER = SourceReader(KIND, RocoOptions, _declare, _read)
+read = READER.read
+yields = READER.yields

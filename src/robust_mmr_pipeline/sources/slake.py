@@ -35,24 +35,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
+from robust_mmr_pipeline.sources.answers import normalize_answer, normalize_answer_type
+from robust_mmr_pipeline.sources.common.annotations import load_json, record_problem
+from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
-    IdTracker,
-    ImageCatalog,
     IngestionError,
-    OnBadRecord,
-    SourceYield,
-    check_name,
-    check_policy,
-    check_root,
+)
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
+from robust_mmr_pipeline.sources.common.records import (
+    IdTracker,
     clean_text,
-    load_json,
     make_tables,
-    parse_options,
-    record_problem,
     value_text,
 )
-from robust_mmr_pipeline.sources.answers import normalize_answer, normalize_answer_type
 
 logger = logging.getLogger(__name__)
 
@@ -104,22 +100,13 @@ def _split_files(root: Path, opts: SlakeOptions, name: str) -> list[tuple[str, P
     return [("train", root / opts.train_file), ("val", val_path), ("test", root / opts.test_file)]
 
 
-def yields(options: dict[str, Any] | SlakeOptions | None = None) -> SourceYield:
+def _declare(opts: SlakeOptions) -> SourceYield:
     """VQA records; domain = the modality (CT / MRI / X-Ray, lower-cased)."""
-    parse_options(SlakeOptions, options, KIND)
     return SourceYield(tables=frozenset({"vqa"}), domains=("ct", "mri", "x-ray"))
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | SlakeOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: SlakeOptions, bad: BadRecords) -> SourceTables:
     """Read a SLAKE 1.0 copy as unified tables (see the module docstring)."""
-    opts = parse_options(SlakeOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     logger.warning(
         "%s: SLAKE's English and Chinese question sets divide the images differently between "
         "train/validate/test%s.",
@@ -205,3 +192,8 @@ def read(
                 }
             )
     return make_tables(bad, images=catalog.frame(), vqa=vqa)
+
+
+READER = SourceReader(KIND, SlakeOptions, _declare, _read)
+read = READER.read
+yields = READER.yields

@@ -46,23 +46,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
+from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer
+from robust_mmr_pipeline.sources.common.annotations import read_text_lines
+from robust_mmr_pipeline.sources.common.bad_records import (
     BadRecords,
-    IdTracker,
-    ImageCatalog,
     IngestionError,
-    OnBadRecord,
-    SourceYield,
-    check_name,
-    check_policy,
-    check_root,
+)
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
+from robust_mmr_pipeline.sources.common.records import (
+    IdTracker,
     clean_text,
     infer_modality,
     make_tables,
-    parse_options,
-    read_text_lines,
 )
-from robust_mmr_pipeline.sources.answers import is_yes_no, normalize_answer
 from robust_mmr_pipeline.textnorm import BIDI_FIX, bidi_controls, is_blank, text_problem
 
 KIND = "vqa_med_2019"
@@ -181,22 +178,13 @@ def _parse_lines(
     return parsed
 
 
-def yields(options: dict[str, Any] | VqaMed2019Options | None = None) -> SourceYield:
+def _declare(opts: VqaMed2019Options) -> SourceYield:
     """VQA records; domain = the organ system named by the image's organ answer (data)."""
-    parse_options(VqaMed2019Options, options, KIND)
     return SourceYield(tables=frozenset({"vqa"}))
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | VqaMed2019Options | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: VqaMed2019Options, bad: BadRecords) -> SourceTables:
     """Read a VQA-Med 2019 copy as unified tables (see the module docstring)."""
-    opts = parse_options(VqaMed2019Options, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     folders = {
         "train": (opts.train_dir, opts.train_images_dir, "train"),
         "val": (opts.val_dir, opts.val_images_dir, "val"),
@@ -265,3 +253,8 @@ def read(
     for image_id, modality in modalities.items():
         catalog.update(image_id, modality=modality)
     return make_tables(bad, images=catalog.frame(), vqa=vqa)
+
+
+READER = SourceReader(KIND, VqaMed2019Options, _declare, _read)
+read = READER.read
+yields = READER.yields

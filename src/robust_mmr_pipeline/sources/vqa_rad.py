@@ -48,22 +48,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
-from robust_mmr_pipeline.sources._common import (
-    BadRecords,
-    ImageCatalog,
-    IngestionError,
-    OnBadRecord,
-    SourceYield,
-    check_name,
-    check_policy,
-    check_root,
-    clean_text,
-    load_json,
-    make_tables,
-    parse_options,
-    record_problem,
-)
 from robust_mmr_pipeline.sources.answers import normalize_answer, normalize_answer_type
+from robust_mmr_pipeline.sources.common.annotations import load_json, record_problem
+from robust_mmr_pipeline.sources.common.bad_records import (
+    BadRecords,
+    IngestionError,
+)
+from robust_mmr_pipeline.sources.common.images import ImageCatalog
+from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
+from robust_mmr_pipeline.sources.common.records import clean_text, make_tables
 
 logger = logging.getLogger(__name__)
 
@@ -147,22 +140,13 @@ def _assign_ids(loaded: list[_Loaded], name: str, fmt: str) -> list[str]:
     return ids
 
 
-def yields(options: dict[str, Any] | VqaRadOptions | None = None) -> SourceYield:
+def _declare(opts: VqaRadOptions) -> SourceYield:
     """VQA records; domain = the organ (HEAD / CHEST / ABD, lower-cased)."""
-    parse_options(VqaRadOptions, options, KIND)
     return SourceYield(tables=frozenset({"vqa"}), domains=("abd", "chest", "head"))
 
 
-def read(
-    root: Path,
-    name: str,
-    options: dict[str, Any] | VqaRadOptions | None = None,
-    on_bad_record: OnBadRecord = "raise",
-) -> SourceTables:
+def _read(root: Path, name: str, opts: VqaRadOptions, bad: BadRecords) -> SourceTables:
     """Read a VQA-RAD copy as unified tables (see the module docstring)."""
-    opts = parse_options(VqaRadOptions, options, KIND)
-    bad = BadRecords(check_name(name), check_policy(on_bad_record))
-    root = check_root(root, KIND)
     images_dir = root / opts.images_dir
     if not images_dir.is_dir():
         raise IngestionError(
@@ -264,3 +248,8 @@ _FIX_RECORD = (
     "give the record the published VQA-RAD fields (image_name, image_organ, question, answer, "
     "answer_type, and phrase_type in the official file) with string values"
 )
+
+
+READER = SourceReader(KIND, VqaRadOptions, _declare, _read)
+read = READER.read
+yields = READER.yields

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robust_mmr_pipeline.seeding import hashed_seed
+
 # The splits a manifest may hold, in the order reports list them.
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
 # When records of one image carry different official splits, the image goes to the first of
@@ -94,6 +96,4 @@ def derive_seed(seed: int, *parts: object) -> int:
     ``derive_seed(0, "gaussian_noise", 3)`` hashes ``"0|gaussian_noise|3"`` with sha256; the
     value depends on nothing else (not on the order of other sets, nor on the platform).
     """
-    text = "|".join(str(part) for part in (seed, *parts))
-    digest = hashlib.sha256(text.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % SEED_MODULUS
+    return hashed_seed(seed, *parts, modulus=SEED_MODULUS)

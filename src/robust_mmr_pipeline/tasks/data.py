@@ -38,17 +38,18 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from robust_mmr_pipeline.engine.data import ImageCache, PairCollator, PairDataset
+from robust_mmr_pipeline.engine.data import ImageCache
+from robust_mmr_pipeline.engine.pairs import PairCollator, PairDataset
+from robust_mmr_pipeline.seeding import stride_seed
 from robust_mmr_pipeline.sources.answers import normalize_answer, normalize_answer_type
 from robust_mmr_pipeline.tasks.metrics import OOV_LABEL
 
 ANSWER_TYPE_IDS: dict[str, int] = {"closed": 0, "open": 1}
-_SEED_STRIDE = 1_000_003
 
 
 def item_seed(seed: int, index: int) -> int:
     """Seed of sample ``index`` of a perturbed set: ``(seed · 1000003 + index) mod 2^63``."""
-    return (int(seed) * _SEED_STRIDE + int(index)) % (2**63)
+    return stride_seed(seed, index)
 
 
 # --------------------------------------------------------------------------- vocabularies

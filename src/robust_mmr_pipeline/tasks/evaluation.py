@@ -17,7 +17,7 @@ from accelerate import Accelerator
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from robust_mmr_pipeline.engine.trainer import predict
+from robust_mmr_pipeline.engine.inference import predict
 from robust_mmr_pipeline.tasks import metrics as M
 from robust_mmr_pipeline.tasks.retrieval import (
     RetrievalInputs,

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robust_mmr_pipeline.engine.checkpoint import load_model
+from robust_mmr_pipeline.engine.optim import no_weight_decay
 from robust_mmr_pipeline.engine.registry import register_model_class
 from robust_mmr_pipeline.model import MMRModel, ModelConfig
 from robust_mmr_pipeline.tasks.config import (
@@ -381,8 +382,9 @@ class TaskModel(nn.Module):
                 "name": name.replace("head_", "fusion_", 1) if name.startswith("head_") else name,
             }
             groups.append(group)
-        decay = [p for p in self.task_head_parameters() if p.requires_grad and p.ndim >= 2]
-        no_decay = [p for p in self.task_head_parameters() if p.requires_grad and p.ndim < 2]
+        head = [p for p in self.task_head_parameters() if p.requires_grad]
+        decay = [p for p in head if not no_weight_decay(p)]
+        no_decay = [p for p in head if no_weight_decay(p)]
         head_groups = (
             (decay, weight_decay, "task_head_decay"),
             (no_decay, 0.0, "task_head_no_decay"),

@@ -25,6 +25,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from robust_mmr_pipeline.seeding import stride_seed
 from robust_mmr_pipeline.tuning.config import JOURNAL_PREFIX, TuningParams
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def worker_name() -> str:
 
 def trial_seed(study_seed: int, number: int) -> int:
     """The seed of trial ``number``: derived from the study seed, the same in every worker."""
-    return (int(study_seed) * 1_000_003 + int(number)) % (2**31 - 1)
+    return stride_seed(study_seed, number, modulus=2**31 - 1)
 
 
 class TrialSeededTPESampler(optuna.samplers.TPESampler):

@@ -9,11 +9,11 @@ count and a few example records, so the report is on disk when the run stops.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from robust_mmr_pipeline.io_utils import atomic_write_text
 
 REPORT_FILES: dict[str, str] = {
     "markdown": "validation_report.md",
@@ -436,18 +436,6 @@ def render_html(summary: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def summary_json(summary: Mapping[str, Any]) -> str:
     """The summary as the JSON text written to validation_summary.json."""
     return json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -459,9 +447,10 @@ def write_report(
     """Write the Markdown, HTML and JSON summary into ``report_dir``; return their paths."""
     folder = Path(report_dir)
     paths = {kind: folder / name for kind, name in REPORT_FILES.items()}
-    _atomic_write(paths["markdown"], markdown)
-    _atomic_write(paths["html"], html_text)
-    _atomic_write(paths["summary"], summary_json(summary))
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(paths["markdown"], markdown)
+    atomic_write_text(paths["html"], html_text)
+    atomic_write_text(paths["summary"], summary_json(summary))
     return paths
 
 

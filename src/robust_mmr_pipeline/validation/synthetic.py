@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from robust_mmr_pipeline.schema import conform, empty
+from robust_mmr_pipeline.seeding import stride_seed
 
 FINDINGS: tuple[str, ...] = ("effusion", "pneumothorax", "consolidation", "cardiomegaly")
 ANSWERS: tuple[str, ...] = ("yes", "no", "left", "right", "effusion", "pneumothorax")
@@ -72,7 +73,7 @@ def make_synthetic(
     hashes = []
     for i, name in enumerate(names):
         path = root / name
-        write_image(path, image_size, seed * 1_000_003 + i)
+        write_image(path, image_size, stride_seed(seed, i, modulus=None))
         hashes.append(hashlib.sha256(path.read_bytes()).hexdigest())
     image_ids = np.array([f"{source}:img{i:06d}" for i in index], dtype=object)
     image_split = np.array([_SPLIT_OF_DECILE[i % 10] for i in index], dtype=object)

@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from robust_mmr_pipeline.engine.trainer import FAULT_KILL_AFTER_CHECKPOINT
+from robust_mmr_pipeline.engine.fault_injection import FAULT_KILL_AFTER_CHECKPOINT
 from robust_mmr_pipeline.hooks import TAG_KILLED, TAG_PID
 
 SETTINGS = {

@@ -25,7 +25,7 @@ import pytest
 from scaleout_support import free_port
 
 from robust_mmr_pipeline.engine import GlobalBatchSampler
-from robust_mmr_pipeline.engine.trainer import FAULT_KILL_AFTER_CHECKPOINT
+from robust_mmr_pipeline.engine.fault_injection import FAULT_KILL_AFTER_CHECKPOINT
 from robust_mmr_pipeline.hooks import TAG_PID
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaleout]

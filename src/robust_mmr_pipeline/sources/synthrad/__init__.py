@@ -18,7 +18,7 @@ Modules: ``config`` (SiteConfig, SynthRadConfig), ``plan`` (what each study is),
 from robust_mmr_pipeline.sources.synthrad.catalog import FAMILIES, FINDING_NAMES, LABELS, MODALITIES
 from robust_mmr_pipeline.sources.synthrad.config import SiteConfig, SynthRadConfig, default_sites
 from robust_mmr_pipeline.sources.synthrad.generate import generate_studies
-from robust_mmr_pipeline.sources.synthrad.text import REPORT_STYLES, STYLE_NAMES
+from robust_mmr_pipeline.sources.synthrad.styles import REPORT_STYLES, STYLE_NAMES
 from robust_mmr_pipeline.sources.synthrad.writer import write_synthrad
 
 __all__ = [

@@ -10,13 +10,13 @@ gamma, burned-in markers, and finally JPEG-like block-DCT compression.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
 
+from robust_mmr_pipeline.seeding import name_seed
 from robust_mmr_pipeline.sources.synthrad.catalog import MODALITIES
 from robust_mmr_pipeline.sources.synthrad.config import ARTEFACTS, SiteConfig
 from robust_mmr_pipeline.sources.synthrad.primitives import F32, Canvas, col
@@ -204,7 +204,7 @@ def jpeg_like(c: Canvas, img: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def _site_rng(site: SiteConfig) -> np.random.Generator:
     # Keyed by the name, so a site's fixed patterns do not depend on its position in the list.
-    return np.random.default_rng(zlib.crc32(site.name.encode("utf-8")))
+    return np.random.default_rng(name_seed(site.name))
 
 
 @lru_cache(maxsize=64)

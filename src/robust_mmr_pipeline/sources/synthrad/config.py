@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from robust_mmr_pipeline.sources.synthrad.catalog import FAMILIES
-from robust_mmr_pipeline.sources.synthrad.text import STYLE_NAMES
+from robust_mmr_pipeline.sources.synthrad.styles import STYLE_NAMES
 
 NOISE_TYPES: tuple[str, ...] = ("gaussian", "poisson", "speckle")
 # Which modalities each artefact affects: a grid is an X-ray device, rings and streaks are CT
@@ -326,7 +326,7 @@ def site_shift(site: SiteConfig) -> dict[str, list[str]]:
     family each mechanism resembles where one does (``gamma``, ``gaussian_blur``,
     ``downsample``, ...), else by the mechanism: what the report sets beside the training
     and evaluation families, so a held-out site a training family imitates shows up."""
-    from robust_mmr_pipeline.sources.synthrad.text import REPORT_STYLES
+    from robust_mmr_pipeline.sources.synthrad.styles import REPORT_STYLES
 
     image = [f"window {list(site.window)}", f"{site.noise_type} noise {site.noise_level}"]
     image.append({"gaussian": "gaussian_noise", "poisson": "shot_noise"}.get(

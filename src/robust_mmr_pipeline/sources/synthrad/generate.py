@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from robust_mmr_pipeline.sources.synthrad import abdomen, chest, head
+import robust_mmr_pipeline.sources.synthrad.abdomen as abdomen_family
+import robust_mmr_pipeline.sources.synthrad.chest as chest_family
+import robust_mmr_pipeline.sources.synthrad.head as head_family
 from robust_mmr_pipeline.sources.synthrad.acquisition import acquire
 from robust_mmr_pipeline.sources.synthrad.catalog import (
     FAMILIES,
@@ -27,10 +29,11 @@ from robust_mmr_pipeline.sources.synthrad.plan import StudyPlan, sample_plan
 from robust_mmr_pipeline.sources.synthrad.primitives import Canvas, smooth_field
 from robust_mmr_pipeline.sources.synthrad.qa import write_qa
 from robust_mmr_pipeline.sources.synthrad.rng import block_rng
-from robust_mmr_pipeline.sources.synthrad.text import REPORT_STYLES, write_caption, write_report
+from robust_mmr_pipeline.sources.synthrad.styles import REPORT_STYLES
+from robust_mmr_pipeline.sources.synthrad.text import write_caption, write_report
 
 SOURCE = "synthrad"
-FAMILY_RENDERERS = (chest, head, abdomen)
+FAMILY_RENDERERS = (chest_family, head_family, abdomen_family)
 COARSE_NODES = 10  # low-resolution size of the coarse texture field (organ-scale variation)
 FINE_NODES = 28  # ... of the fine one (vessels, sulci, bowel gas)
 

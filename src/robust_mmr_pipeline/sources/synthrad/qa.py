@@ -21,7 +21,7 @@ from robust_mmr_pipeline.sources.synthrad.catalog import (
     FINDINGS,
     MODALITIES,
 )
-from robust_mmr_pipeline.sources.synthrad.text import TERMS
+from robust_mmr_pipeline.sources.synthrad.styles import TERMS
 
 _MODALITY_WORDS = {"x-ray": "an X-ray", "ct": "a CT scan", "mri": "an MRI"}
 _PRESENCE = ("Is there {a}{term}?", "Is {a}{term} present?", "Does the image show {a}{term}?")

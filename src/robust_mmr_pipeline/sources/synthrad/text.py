@@ -9,203 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from robust_mmr_pipeline.sources.synthrad.catalog import FAMILIES, FAMILY_FINDINGS, FINDING_NAMES
-
-
-@dataclass(frozen=True)
-class ReportStyle:
-    """How one site writes. ``sections``: (exam, findings, impression) headers or None (prose).
-
-    ``term_index``: preferred synonym per finding; ``abbreviation``: 0 none, 1 sides, 2 heavy.
-    """
-
-    name: str
-    sections: tuple[str, str, str] | None
-    american: bool
-    abbreviation: int
-    lowercase: bool
-    verbosity: int
-    negatives: int
-    negation: tuple[str, ...]
-    joiner: str
-    impression_prefix: str
-    normal_impression: tuple[str, ...]
-    caption: tuple[str, ...]
-    caption_normal: tuple[str, ...]
-    term_index: int
-
-
-REPORT_STYLES: dict[str, ReportStyle] = {
-    style.name: style
-    for style in (
-        ReportStyle(
-            name="structured",
-            sections=("EXAMINATION:", "FINDINGS:", "IMPRESSION:"),
-            american=False,
-            abbreviation=0,
-            lowercase=False,
-            verbosity=4,
-            negatives=3,
-            negation=("No evidence of {term}.", "No {term} is identified."),
-            joiner=" ",
-            impression_prefix="",
-            normal_impression=("No acute {system} abnormality.",),
-            caption=("{Exam} showing {phrase}.", "{Exam} demonstrating {phrase}."),
-            caption_normal=("Normal {exam}.", "{Exam} with no acute abnormality."),
-            term_index=0,
-        ),
-        ReportStyle(
-            name="narrative",
-            sections=None,
-            american=True,
-            abbreviation=0,
-            lowercase=False,
-            verbosity=3,
-            negatives=2,
-            negation=("There is no {term}.", "No {term} is seen."),
-            joiner=" ",
-            impression_prefix="In summary, ",
-            normal_impression=(
-                "there is no acute {system} abnormality.",
-                "this is a normal study.",
-            ),
-            caption=("{Phrase} on {exam}.", "{Exam} revealing {phrase}."),
-            caption_normal=("Unremarkable {exam}.",),
-            term_index=1,
-        ),
-        ReportStyle(
-            name="terse",
-            sections=("", "Findings:", "Impression:"),
-            american=False,
-            abbreviation=1,
-            lowercase=False,
-            verbosity=1,
-            negatives=2,
-            negation=("No {term}.",),
-            joiner=" ",
-            impression_prefix="",
-            normal_impression=("Normal study.", "NAD."),
-            caption=("{Exam}: {phrase}.",),
-            caption_normal=("{Exam}: normal.",),
-            term_index=2,
-        ),
-        ReportStyle(
-            name="telegraphic",
-            sections=None,
-            american=True,
-            abbreviation=2,
-            lowercase=True,
-            verbosity=0,
-            negatives=2,
-            negation=("no {term}", "neg for {term}"),
-            joiner="; ",
-            impression_prefix="imp: ",
-            normal_impression=("nad", "no acute findings"),
-            caption=("{exam} - {phrase}",),
-            caption_normal=("{exam} - nad",),
-            term_index=3,
-        ),
-    )
-}
-STYLE_NAMES: tuple[str, ...] = tuple(REPORT_STYLES)
-
-# (singular, plural) synonyms per finding, British spelling; styles prefer different entries.
-TERMS: dict[str, tuple[tuple[str, str], ...]] = {
-    "nodule": (
-        ("nodule", "nodules"),
-        ("pulmonary nodule", "pulmonary nodules"),
-        ("nodular opacity", "nodular opacities"),
-        ("rounded opacity", "rounded opacities"),
-    ),
-    "effusion": (
-        ("pleural effusion", "pleural effusions"),
-        ("effusion", "effusions"),
-        ("pleural fluid collection", "pleural fluid collections"),
-        ("pleural effusion", "pleural effusions"),
-    ),
-    "cardiomegaly": (
-        ("cardiomegaly", "cardiomegaly"),
-        ("cardiac enlargement", "cardiac enlargement"),
-        ("enlarged cardiac silhouette", "enlarged cardiac silhouette"),
-        ("cardiomegaly", "cardiomegaly"),
-    ),
-    "pneumothorax": (
-        ("pneumothorax", "pneumothoraces"),
-        ("pneumothorax", "pneumothoraces"),
-        ("pleural air collection", "pleural air collections"),
-        ("pneumothorax", "pneumothoraces"),
-    ),
-    "haemorrhage": (
-        ("haemorrhage", "haemorrhages"),
-        ("intraparenchymal haemorrhage", "intraparenchymal haemorrhages"),
-        ("haematoma", "haematomas"),
-        ("intraparenchymal haemorrhage", "intraparenchymal haemorrhages"),
-    ),
-    "infarct": (
-        ("infarct", "infarcts"),
-        ("infarction", "infarctions"),
-        ("ischaemic infarct", "ischaemic infarcts"),
-        ("infarct", "infarcts"),
-    ),
-    "liver_lesion": (
-        ("liver lesion", "liver lesions"),
-        ("hepatic lesion", "hepatic lesions"),
-        ("focal liver lesion", "focal liver lesions"),
-        ("focal liver lesion", "focal liver lesions"),
-    ),
-    "kidney_stone": (
-        ("kidney stone", "kidney stones"),
-        ("renal calculus", "renal calculi"),
-        ("renal stone", "renal stones"),
-        ("renal calculus", "renal calculi"),
-    ),
-    "ascites": (
-        ("ascites", "ascites"),
-        ("free fluid", "free fluid"),
-        ("peritoneal fluid", "peritoneal fluid"),
-        ("ascites", "ascites"),
-    ),
-}
-_AMERICAN = (
-    ("haemorrhage", "hemorrhage"),
-    ("haematoma", "hematoma"),
-    ("ischaemic", "ischemic"),
-    ("oedema", "edema"),
-    ("calibre", "caliber"),
-    ("visualised", "visualized"),
-    ("grey", "gray"),
-    ("haem", "hem"),
+from robust_mmr_pipeline.sources.synthrad.styles import (
+    REPORT_STYLES,
+    TERMS,
+    ReportStyle,
+    cap_first,
+    surface,
 )
-# Longest first so phrases are replaced before their words.
-_ABBREVIATIONS: dict[int, tuple[tuple[str, str], ...]] = {
-    1: (("right", "R"), ("left", "L"), ("millimetres", "mm")),
-    2: (
-        ("cardiothoracic ratio", "ctr"),
-        ("intraparenchymal hemorrhage", "iph"),
-        ("focal liver lesions", "flls"),
-        ("focal liver lesion", "fll"),
-        ("pleural effusions", "effs"),
-        ("pleural effusion", "eff"),
-        ("pneumothorax", "ptx"),
-        ("chest radiograph", "cxr"),
-        ("hemorrhage", "hem"),
-        ("calculi", "calcs"),
-        ("calculus", "calc"),
-        ("bilateral", "bilat"),
-        ("upper zone", "uz"),
-        ("middle zone", "mz"),
-        ("lower zone", "lz"),
-        ("without", "w/o"),
-        ("with", "w/"),
-        ("right", "rt"),
-        ("left", "lt"),
-        ("abdomen", "abd"),
-    ),
-}
+
 _FILLERS = re.compile(r"(?<![^;] )\b(There (is|are) (an? )?|A (?=\d))", re.IGNORECASE)
 NEGATION_CUES = re.compile(r"\b(no|not|neg|negative|without|w/o)\b", re.IGNORECASE)
 
@@ -260,10 +75,6 @@ def _a(word: str) -> str:
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word
 
 
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
 def _count_word(n: int) -> str:
     return ("zero", "one", "two", "three", "four")[n] if n < 5 else str(n)
 
@@ -285,7 +96,7 @@ def _positive(
         if count > 1:
             return _pick(
                 (
-                    f"{_cap(_count_word(count))} {terms} in the {side} {region}, "
+                    f"{cap_first(_count_word(count))} {terms} in the {side} {region}, "
                     f"the largest measuring {mm} mm.",
                     f"There are {_count_word(count)} {terms} in the {side} {region}, "
                     f"up to {mm} mm.",
@@ -295,7 +106,7 @@ def _positive(
         return _pick(
             (
                 f"There is a {mm} mm {term} in the {side} {region}.",
-                f"{_cap(size)} {term} in the {side} {region}, measuring {mm} mm.",
+                f"{cap_first(size)} {term} in the {side} {region}, measuring {mm} mm.",
                 f"A {mm} mm {term} is seen in the {side} {region}.",
             ),
             u,
@@ -303,12 +114,12 @@ def _positive(
     if kind == "effusion":
         if side == "bilateral":
             return _pick(
-                (f"{_cap(size)} bilateral {terms}.", f"There are {size} bilateral {terms}."), u
+                (f"{cap_first(size)} bilateral {terms}.", f"There are {size} bilateral {terms}."), u
             )
         return _pick(
             (
                 f"There is {_a(size)} {side} {term} with blunting of the costophrenic angle.",
-                f"{_cap(size)} {side} {term} at the {region}.",
+                f"{cap_first(size)} {side} {term} at the {region}.",
             ),
             u,
         )
@@ -317,15 +128,15 @@ def _positive(
         return _pick(
             (
                 f"The heart is {_ADVERB[size]} enlarged (cardiothoracic ratio {ratio}).",
-                f"{_cap(size)} {term}.",
-                f"{_cap(size)} {term}, cardiothoracic ratio {ratio}.",
+                f"{cap_first(size)} {term}.",
+                f"{cap_first(size)} {term}, cardiothoracic ratio {ratio}.",
             ),
             u,
         )
     if kind == "pneumothorax":
         return _pick(
             (
-                f"{_cap(size)} {side} {term} with a visible pleural edge.",
+                f"{cap_first(size)} {side} {term} with a visible pleural edge.",
                 f"There is {_a(size)} {side} {term}.",
             ),
             u,
@@ -335,7 +146,7 @@ def _positive(
             (
                 f"There is a {mm} mm hyperdense {term} in the {side} {region} with "
                 "surrounding oedema.",
-                f"{_cap(size)} {term} in the {side} {region}, measuring {mm} mm.",
+                f"{cap_first(size)} {term} in the {side} {region}, measuring {mm} mm.",
             ),
             u,
         )
@@ -344,7 +155,7 @@ def _positive(
             (
                 f"Area of low attenuation in the {side} {region} in keeping with "
                 f"{_a(size)} {term}.",
-                f"{_cap(size)} {term} in the {side} {region}.",
+                f"{cap_first(size)} {term} in the {side} {region}.",
                 f"Loss of grey-white matter differentiation in the {side} {region} "
                 f"consistent with {_a(size)} {term}.",
             ),
@@ -354,23 +165,23 @@ def _positive(
         look = "T2 hyperintense" if modality == "mri" else "hypodense"
         if count > 1:
             return (
-                f"{_cap(_count_word(count))} {look} {terms} in the {region} of the liver, "
+                f"{cap_first(_count_word(count))} {look} {terms} in the {region} of the liver, "
                 f"the largest {mm} mm."
             )
         return _pick(
             (
                 f"There is a {mm} mm {look} {term} in the {region} of the liver.",
-                f"{_cap(look)} {term} in the {region} of the liver measuring {mm} mm.",
+                f"{cap_first(look)} {term} in the {region} of the liver measuring {mm} mm.",
             ),
             u,
         )
     if kind == "kidney_stone":
         if count > 1:
-            return f"{_cap(_count_word(count))} {terms} in the {side} kidney, up to {mm} mm."
+            return f"{cap_first(_count_word(count))} {terms} in the {side} kidney, up to {mm} mm."
         return _pick(
             (
                 f"There is a {mm} mm {term} in the {side} kidney.",
-                f"{_cap(side)} {term} measuring {mm} mm in the {region}.",
+                f"{cap_first(side)} {term} measuring {mm} mm in the {region}.",
             ),
             u,
         )
@@ -381,7 +192,7 @@ def _positive(
     )
     return _pick(
         (
-            f"{_cap(size)} volume {term}, {where}.",
+            f"{cap_first(size)} volume {term}, {where}.",
             f"There is {_a(size)} amount of {term}, {where}.",
         ),
         u,
@@ -410,35 +221,6 @@ def short_phrase(f: Mapping[str, Any], term: str, terms: str) -> str:
     if kind == "kidney_stone":
         return f"{lead}{side} {noun}"
     return f"{size} {region} {term}" if region == "perihepatic" else f"{size} volume {term}"
-
-
-def _surface(text: str, style: ReportStyle) -> str:
-    """Apply spelling, abbreviations and case of ``style``."""
-    for pattern, table in _surface_rules(style.name):
-        text = pattern.sub(lambda m, table=table: _same_case(m.group(0), table), text)
-    return text.lower() if style.lowercase else text
-
-
-def _same_case(found: str, table: dict[str, str]) -> str:
-    out = table[found.lower()]
-    return _cap(out) if found[:1].isupper() else out
-
-
-@lru_cache(maxsize=16)
-def _surface_rules(name: str) -> tuple[tuple[re.Pattern[str], dict[str, str]], ...]:
-    """One compiled alternation per rewriting step (longest phrases first)."""
-    style = REPORT_STYLES[name]
-    steps = []
-    if style.american:
-        table = dict(_AMERICAN)
-        steps.append((re.compile("|".join(map(re.escape, table)), re.IGNORECASE), table))
-    if style.abbreviation:
-        table = dict(_ABBREVIATIONS[style.abbreviation])
-        words = sorted(table, key=len, reverse=True)
-        steps.append(
-            (re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE), table)
-        )
-    return tuple(steps)
 
 
 def write_report(study: Mapping[str, Any], style: ReportStyle, u: Sequence[float]) -> str:
@@ -480,10 +262,10 @@ def write_report(study: Mapping[str, Any], style: ReportStyle, u: Sequence[float
             for k, f in enumerate(findings)
         ]
         if style.sections is not None and style.sections[0] and len(items) > 1:
-            impression = " ".join(f"{i + 1}. {_cap(item)}." for i, item in enumerate(items))
+            impression = " ".join(f"{i + 1}. {cap_first(item)}." for i, item in enumerate(items))
         else:
             impression = "; ".join(items)
-            impression = (impression if style.impression_prefix else _cap(impression)) + "."
+            impression = (impression if style.impression_prefix else cap_first(impression)) + "."
     else:
         impression = _pick(style.normal_impression, u[8]).format(system=_SYSTEM[family])
 
@@ -501,7 +283,7 @@ def write_report(study: Mapping[str, Any], style: ReportStyle, u: Sequence[float
     if style.joiner == "; ":
         # Telegraphic: no sentence periods and no "there is a ..." fillers.
         text = _FILLERS.sub("", text.replace(".; ", "; ").rstrip("."))
-    return _surface(text, style)
+    return surface(text, style)
 
 
 def write_caption(study: Mapping[str, Any], style: ReportStyle, u: Sequence[float]) -> str:
@@ -519,11 +301,11 @@ def write_caption(study: Mapping[str, Any], style: ReportStyle, u: Sequence[floa
         bare = study["findings"][0]["type"] in _UNCOUNTABLE or first.split()[0] in ("two", "three")
         phrase = " and ".join([first if bare else _a(first), *phrases[1:]])
         text = _pick(style.caption, u[10]).format(
-            exam=exam, Exam=_cap(exam), phrase=phrase, Phrase=_cap(phrase)
+            exam=exam, Exam=cap_first(exam), phrase=phrase, Phrase=cap_first(phrase)
         )
     else:
-        text = _pick(style.caption_normal, u[10]).format(exam=exam, Exam=_cap(exam))
-    return _surface(text, style)
+        text = _pick(style.caption_normal, u[10]).format(exam=exam, Exam=cap_first(exam))
+    return surface(text, style)
 
 
 @lru_cache(maxsize=1)
@@ -535,7 +317,7 @@ def mention_forms() -> dict[str, tuple[str, ...]]:
         for single, plural in TERMS[name]:
             for term in (single, plural):
                 for style in REPORT_STYLES.values():
-                    forms.add(_surface(term, style).lower())
+                    forms.add(surface(term, style).lower())
         out[name] = tuple(sorted(forms, key=len, reverse=True))
     return out
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 from PIL import Image
 
+from robust_mmr_pipeline.io_utils import atomic_text_file
 from robust_mmr_pipeline.schema import SourceTables, conform, empty
 from robust_mmr_pipeline.sources.synthrad.config import SynthRadConfig
 from robust_mmr_pipeline.sources.synthrad.generate import (
@@ -43,24 +41,6 @@ def encode_png(pixels: Any, compress_level: int) -> bytes:
     return buffer.getvalue()
 
 
-@contextmanager
-def _atomic_text_file(path: Path) -> Iterator[IO[str]]:
-    """A text handle on a temporary file of its own next to ``path``; on success the file
-    replaces ``path`` atomically, on failure it is removed.
-
-    The temporary name is unique (pid + random), so two writers of the same cohort (two
-    ingestion runs started together) never write into or rename each other's file.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_synthrad(
     config: SynthRadConfig, out_dir: Path, source_name: str = SOURCE
 ) -> SourceTables:
@@ -86,7 +66,7 @@ def write_synthrad(
     }
     chunk = block_size(config.image_size) * _CHUNK_BLOCKS
     made_dirs: set[Path] = set()
-    with _atomic_text_file(out_dir / GROUND_TRUTH) as truth:
+    with atomic_text_file(out_dir / GROUND_TRUTH) as truth:
         for images, records in _studies(config, chunk):
             for pixels, record in zip(images, records, strict=True):
                 record["image_id"] = image_id(record["index"], source_name)
@@ -102,7 +82,7 @@ def write_synthrad(
                 digest = hashlib.sha256(data).hexdigest()
                 _add_rows(rows, record, rel, pixels.shape, digest, source_name)
                 truth.write(json.dumps(record, separators=(",", ":")) + "\n")
-    with _atomic_text_file(out_dir / CONFIG_FILE) as handle:
+    with atomic_text_file(out_dir / CONFIG_FILE) as handle:
         handle.write(json.dumps(config.to_dict(), indent=2) + "\n")
     return SourceTables(
         **{
