@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from difflib import SequenceMatcher
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from robust_mmr_pipeline.engine.data import ImageCache
+
+# the cross-entropy ignore index (model.masking.IGNORE_INDEX; engine does not import model)
+IGNORE_INDEX = -100
 
 
 def domain_vocabulary(domains: Iterable[Any]) -> dict[str, int]:
@@ -87,7 +92,9 @@ class PairCollator:
     ``text_degrader`` (e.g. Robust-MMR's ``model.views.TextDegrader``): ``texts -> (degraded
     texts, severities)``; its output is tokenised the same way into ``degraded_input_ids`` /
     ``degraded_attention_mask`` / ``degraded_special_tokens_mask`` plus ``degraded_severity``
-    long ``[B]`` (string-level perturbations must happen before tokenisation).
+    long ``[B]`` (string-level perturbations must happen before tokenisation), and
+    ``degraded_clean_targets`` long ``[B, L']`` (:func:`align_clean_targets`: the clean token
+    each degraded position restores, ``-100`` where none aligns).
     """
 
     def __init__(
@@ -133,6 +140,12 @@ class PairCollator:
             for key in ("input_ids", "attention_mask", "special_tokens_mask"):
                 batch[f"degraded_{key}"] = encoded[key].long()
             batch["degraded_severity"] = torch.tensor(severity, dtype=torch.long)
+            batch["degraded_clean_targets"] = align_clean_targets(
+                batch["input_ids"],
+                _regular(batch["attention_mask"], batch["special_tokens_mask"]),
+                batch["degraded_input_ids"],
+                _regular(batch["degraded_attention_mask"], batch["degraded_special_tokens_mask"]),
+            )
         known = {"pixel_values", "text", "domain_id", "index"}
         for key in items[0]:
             if key in known:
@@ -140,6 +153,45 @@ class PairCollator:
             values = [item[key] for item in items]
             batch[key] = _collate_values(values)
         return batch
+
+
+def _regular(attention_mask: Tensor, special_tokens_mask: Tensor) -> Tensor:
+    return attention_mask.bool() & ~special_tokens_mask.bool()
+
+
+def align_clean_targets(
+    clean_ids: Tensor, clean_regular: Tensor, degraded_ids: Tensor, degraded_regular: Tensor
+) -> Tensor:
+    """The clean token each degraded token should predict (degraded-text MLM targets).
+
+    Per row, the regular (attended, non-special) tokens of the degraded text are aligned with
+    the clean text's: ``equal`` blocks align one to one, ``replace`` blocks of equal length
+    position by position (a typo'd or abbreviated token predicts its clean token); inserted,
+    deleted and unequal-length replaced tokens get no target.
+
+    Args:
+        clean_ids: long ``[B, L]``; clean_regular: bool ``[B, L]``.
+        degraded_ids: long ``[B, L']``; degraded_regular: bool ``[B, L']``.
+
+    Returns:
+        long ``[B, L']``: clean token ids, ``-100`` where unaligned, special or padding.
+    """
+    targets = torch.full_like(degraded_ids, IGNORE_INDEX)
+    for row in range(degraded_ids.shape[0]):
+        clean_pos = clean_regular[row].nonzero()[:, 0]
+        degraded_pos = degraded_regular[row].nonzero()[:, 0]
+        # stdlib difflib: a per-row diff of <= max_length ids on CPU needs no dependency;
+        # autojunk off, or frequent tokens of long texts would never match
+        matcher = SequenceMatcher(
+            None,
+            degraded_ids[row, degraded_pos].tolist(),
+            clean_ids[row, clean_pos].tolist(),
+            autojunk=False,
+        )
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+                targets[row, degraded_pos[i1:i2]] = clean_ids[row, clean_pos[j1:j2]]
+    return targets
 
 
 def _collate_values(values: list[Any]) -> Any:

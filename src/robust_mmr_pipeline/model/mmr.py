@@ -17,7 +17,8 @@ Pass structure of one joint step (``config.m3ae_style = False``):
    shifted texts (string level, re-tokenised by the collator), some samples with a modality
    dropped, masked like pass 1 (perturbation-aware on perturbed images). With
    ``robust.degraded_reconstruction`` it adds denoising terms ``mim_degraded`` /
-   ``mlm_degraded`` (targets = the CLEAN patches / tokens; MLM only where the text is clean).
+   ``mlm_degraded`` (targets = the CLEAN patches / tokens; a shifted text's tokens predict the
+   clean tokens the collator aligned them with, unaligned ones and dropped texts get no MLM).
    It gives ``z̃`` for the non-dropped samples, ``L_dc = 1 - cos(q(p(z̃)) - c, sg(p(z) - c))``,
    and ``z_drop`` for the dropped ones, ``L_mr`` the same with the resilience head, where ``z``
    is the fused feature of an UNMASKED clean pass under no_grad (``robust.consistency_target``),

@@ -206,10 +206,16 @@ class PretrainStepMixin:
             metrics["degraded_mask_ratio"] = float(patch_mask.mask[0].float().mean())
         token_mask = None
         if obj.mlm and recon:
-            # MLM targets only where the text is the clean one (a style-shifted text no
-            # longer aligns token by token with it)
+            # targets are CLEAN tokens: a style-shifted text restores the clean report where
+            # the collator aligned its tokens with it; a clean text predicts its own tokens
             eligible = eligible_tokens(view.attention_mask, view.special_tokens_mask)
-            token_mask = self._text_mask(view.input_ids, eligible & view.clean_text[:, None])
+            aligned = eligible & (view.clean_targets != IGNORE_INDEX)
+            token_mask = self._text_mask(view.input_ids, aligned, view.clean_targets)
+            if view.text_view:  # share of the shifted texts' tokens with a clean target
+                shifted = eligible & ~view.clean_text[:, None]
+                metrics["degraded_text_aligned"] = float(
+                    (aligned & shifted).sum() / shifted.sum().clamp(min=1)
+                )
 
         run = self._run(
             view.pixel_values,

@@ -20,8 +20,11 @@ One degraded batch per step, built from the clean batch:
      ``robust.severity_curriculum_fraction`` of training (0 = the full range from step 0).
 
    Dropped samples keep their present modality clean, so modality resilience measures
-   missingness alone. A degraded text never gets MLM targets (its tokens no longer align with
-   the clean text): MLM in the degraded pass runs only on samples whose text is clean.
+   missingness alone. MLM targets of the degraded pass are CLEAN tokens: a degraded text's
+   positions take the clean token the collator aligned them with (``degraded_clean_targets``,
+   ``engine.pairs.align_clean_targets``; inserted / deleted / re-split tokens get none), a
+   clean text's its own tokens, a dropped text none. A batch without
+   ``degraded_clean_targets`` (hand-built) gives degraded texts no MLM targets.
 
 Without perturbed views only the dropped samples form the degraded batch (no wasted compute).
 Randomness: torch's global RNG only (the trainer checkpoints it, so a resumed run draws the
@@ -39,6 +42,7 @@ from torch import Tensor
 
 from robust_mmr_pipeline.model.config import ModelConfig
 from robust_mmr_pipeline.model.config_sections import ConfigError
+from robust_mmr_pipeline.model.masking import IGNORE_INDEX, eligible_tokens
 from robust_mmr_pipeline.perturb import (
     IMAGE_PERTURBATIONS,
     TEXT_PERTURBATIONS,
@@ -62,7 +66,10 @@ class DegradedBatch:
         rows: long ``[B']``.
         pixel_values: ``[B', C, H, W]`` in [0, 1] (perturbed / dropped / clean).
         input_ids, attention_mask, special_tokens_mask: ``[B', L']``.
-        clean_text: bool ``[B']``, the text is the clean one (MLM targets allowed).
+        clean_text: bool ``[B']``, the text is the clean one.
+        clean_targets: long ``[B', L']``, the clean token id MLM predicts at each position
+            (the own token of a clean text, the aligned clean token of a degraded one);
+            ``IGNORE_INDEX`` where none (unaligned, special, padding, dropped text).
         perturbed_image: bool ``[B']``, the image is corrupted.
         drop_text, drop_image: bool ``[B']``.
         view: ``"image" | "text" | "both"`` or ``"none"`` (modality dropping only).
@@ -75,6 +82,7 @@ class DegradedBatch:
     attention_mask: Tensor
     special_tokens_mask: Tensor
     clean_text: Tensor
+    clean_targets: Tensor
     perturbed_image: Tensor
     drop_text: Tensor
     drop_image: Tensor
@@ -204,10 +212,19 @@ def drop_texts(
     return torch.where(keep, input_ids, empty), attn, special
 
 
+def _own_targets(ids: Tensor, attn: Tensor, special: Tensor) -> Tensor:
+    """A clean text's MLM targets: its own regular tokens, ``IGNORE_INDEX`` elsewhere."""
+    return torch.where(eligible_tokens(attn, special), ids, torch.full_like(ids, IGNORE_INDEX))
+
+
 def _degraded_texts(
     batch: dict[str, Any], rows: Tensor, present: Tensor, severity_max: int, pad_id: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Clean texts of ``rows`` with the collator's degraded text where severity allows."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Clean texts of ``rows`` with the collator's degraded text where severity allows.
+
+    Returns ``(input_ids, attention_mask, special_tokens_mask, clean_targets)`` ``[B', L']``
+    and ``clean_text`` bool ``[B']``.
+    """
     missing = [k for k in (*DEGRADED_TEXT_KEYS, "degraded_severity") if k not in batch]
     if missing:
         raise ValueError(
@@ -221,6 +238,10 @@ def _degraded_texts(
     ids, new_ids = _pad_to(ids, length, pad_id), _pad_to(new_ids, length, pad_id)
     attn, new_attn = _pad_to(attn, length, 0), _pad_to(new_attn, length, 0)
     special, new_special = _pad_to(special, length, 1), _pad_to(new_special, length, 1)
+    if "degraded_clean_targets" in batch:
+        aligned = _pad_to(batch["degraded_clean_targets"][rows].long(), length, IGNORE_INDEX)
+    else:  # a hand-built batch: no alignment, so degraded texts get no MLM targets
+        aligned = torch.full_like(new_ids, IGNORE_INDEX)
     severity = batch["degraded_severity"][rows].to(ids.device)
     take = present & (severity <= severity_max)
     pick = take[:, None]
@@ -228,6 +249,7 @@ def _degraded_texts(
         torch.where(pick, new_ids, ids),
         torch.where(pick, new_attn, attn),
         torch.where(pick, new_special, special),
+        torch.where(pick, aligned, _own_targets(ids, attn, special)),
         ~take,
     )
 
@@ -268,13 +290,14 @@ def build_degraded_batch(
         )
         perturbed_image = present.clone()
     if view in ("text", "both"):
-        ids, attn, special, clean_text = _degraded_texts(
+        ids, attn, special, targets, clean_text = _degraded_texts(
             batch, rows, present, severity_max, text_cfg.pad_token_id
         )
     else:
         ids = batch["input_ids"][rows]
         attn = batch["attention_mask"][rows].long()
         special = batch["special_tokens_mask"][rows].long()
+        targets = _own_targets(ids, attn, special)
         clean_text = torch.ones_like(present)
 
     if bool(drop_text.any()):
@@ -284,6 +307,7 @@ def build_degraded_batch(
         attn = torch.where(drop_text[:, None], empty_attn, attn)
         special = torch.where(drop_text[:, None], empty_special, special)
         clean_text = clean_text & ~drop_text
+        targets = targets.masked_fill(drop_text[:, None], IGNORE_INDEX)
     if bool(drop_image.any()):
         if robust.image_drop_fill == "mean":
             fill = torch.tensor(config.vision.pixel_mean, dtype=images.dtype, device=device)
@@ -298,6 +322,7 @@ def build_degraded_batch(
         attention_mask=attn,
         special_tokens_mask=special,
         clean_text=clean_text,
+        clean_targets=targets,
         perturbed_image=perturbed_image,
         drop_text=drop_text,
         drop_image=drop_image,
