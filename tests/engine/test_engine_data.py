@@ -157,6 +157,39 @@ def test_pair_dataset_and_collate(tmp_path: Path) -> None:
         PairDataset(pd.DataFrame({"image_id": ["zz"], "text": ["x"]}), cache)
 
 
+def test_collator_aligns_degraded_tokens_with_the_clean_ones(tmp_path: Path) -> None:
+    images = _write_images(tmp_path / "img")
+    cache = ImageCache.build(images, tmp_path / "cache", root=tmp_path / "img", image_size=8)
+    shifted = {
+        # "acute" substituted (predicts "acute"), "left" deleted
+        "no acute findings left lung opacity": "no normal findings lung opacity",
+        "left lung opacity": "left chest ct lung opacity",  # two tokens inserted
+        "no acute findings opacity": "mri opacity",  # three tokens re-written as one
+    }
+    pairs = pd.DataFrame({"image_id": ["a", "b", "c"], "text": list(shifted)})
+    dataset = PairDataset(pairs, cache)
+    tokenizer = make_tokenizer()
+    collate = PairCollator(
+        tokenizer,
+        max_length=10,
+        text_degrader=lambda texts: ([shifted[t] for t in texts], [3] * len(texts)),
+    )
+    batch = collate([dataset[i] for i in range(3)])
+    vocab = tokenizer.get_vocab()
+
+    def ids(*words: str | None) -> list[int]:  # None: no target
+        return [-100 if w is None else vocab[w] for w in words]
+
+    targets = batch["degraded_clean_targets"]
+    assert targets.shape == batch["degraded_input_ids"].shape == (3, 10)
+    assert targets.dtype == torch.long
+    pad = [None] * 3  # [SEP] [PAD]…
+    assert targets[0].tolist() == ids(None, "no", "acute", "findings", "lung", "opacity", *pad, None)
+    assert targets[1].tolist() == ids(None, "left", None, None, "lung", "opacity", *pad, None)
+    assert targets[2].tolist() == ids(None, None, "opacity", None, *pad, *pad)
+    assert batch["degraded_severity"].tolist() == [3, 3, 3]
+
+
 def test_global_batches_are_identical_for_any_process_count() -> None:
     single = GlobalBatchSampler(22, 8, seed=3)
     ranks = [GlobalBatchSampler(22, 8, seed=3, rank=r, world_size=2) for r in range(2)]

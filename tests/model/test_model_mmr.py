@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from robust_mmr_pipeline.model import PRESETS, MMRModel
+from robust_mmr_pipeline.model.masking import eligible_tokens
 from robust_mmr_pipeline.model.views import build_degraded_batch
 
 
@@ -144,8 +145,74 @@ def test_perturbed_views(config_factory, batch_factory, view: str) -> None:
     if view in ("image", "both"):  # higher masking ratio on perturbed images
         assert out.metrics["degraded_mask_ratio"] == pytest.approx(14 / 16)  # keep int(16 * .15)
     assert torch.isfinite(out.loss)
-    # MLM targets stay on the clean text: a text view has nothing to reconstruct there
+    # a hand-built batch without degraded_clean_targets: degraded texts get no MLM (fallback)
     assert (out.losses["mlm_degraded"] == 0) == (view != "image")
+
+
+def _with_aligned_targets(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the collator adds: conftest's degraded text substitutes every regular token one
+    for one, so each degraded position aligns with the clean token at the same position."""
+    regular = batch["attention_mask"].bool() & ~batch["special_tokens_mask"].bool()
+    targets = torch.where(regular, batch["input_ids"], torch.full_like(batch["input_ids"], -100))
+    return {**batch, "degraded_clean_targets": targets}
+
+
+def test_degraded_mlm_restores_the_clean_text(config_factory, batch_factory) -> None:
+    config = config_factory(
+        "robust_mmr",
+        {"objectives": {"modality_resilience": False}, "robust": {"view_probs": [0.0, 1.0, 0.0]}},
+    )
+    batch = _with_aligned_targets(batch_factory(config, 8))
+    torch.manual_seed(0)
+    view = build_degraded_batch(batch, config)
+    assert view is not None and not bool(view.clean_text.any())  # every text is shifted
+    assert torch.equal(view.input_ids, batch["degraded_input_ids"])
+    assert torch.equal(view.clean_targets, batch["degraded_clean_targets"])  # the CLEAN ids
+    torch.manual_seed(0)
+    model = MMRModel(config)
+    out = model(batch)
+    loss = out.losses["mlm_degraded"]
+    assert torch.isfinite(loss) and loss > 1.0  # ~ln(64) at init; 0 before alignment
+    assert out.metrics["degraded_text_aligned"] == 1.0
+    out.loss.backward()
+    assert model.mlm_head is not None
+
+
+@pytest.mark.parametrize("view", ["image", "text"])
+def test_degraded_mlm_on_clean_texts_is_unchanged(config_factory, batch_factory, view) -> None:
+    """Clean and dropped texts: the same masked tokens and labels as before the alignment
+    (``eligible & clean_text``, own tokens as labels), and the same losses as the fallback."""
+    config = config_factory(
+        "robust_mmr",
+        {"robust": {"view_probs": [1.0, 0.0, 0.0] if view == "image" else [0.0, 1.0, 0.0],
+                    "drop_text_prob": 0.3, "severity_curriculum_fraction": 0.5}},
+    )  # fmt: skip
+    batch = batch_factory(config, 8)
+    # progress 0 caps the severity at 1: a text view keeps every text of severity 2 clean
+    batch["degraded_severity"] = torch.full((8,), 2)
+    aligned = _with_aligned_targets(batch)
+    torch.manual_seed(1)
+    view_ = build_degraded_batch(aligned, config, progress=0.0)
+    assert view_ is not None and bool(view_.drop_text.any())
+    assert torch.equal(view_.clean_text, ~view_.drop_text)
+    model = MMRModel(config)
+    eligible = eligible_tokens(view_.attention_mask, view_.special_tokens_mask)
+    torch.manual_seed(2)
+    before = model._text_mask(view_.input_ids, eligible & view_.clean_text[:, None])
+    torch.manual_seed(2)
+    now = model._text_mask(
+        view_.input_ids, eligible & (view_.clean_targets != -100), view_.clean_targets
+    )
+    assert torch.equal(before.input_ids, now.input_ids)
+    assert torch.equal(before.labels, now.labels)
+    losses = []
+    for case in (batch, aligned):
+        torch.manual_seed(1)
+        losses.append(model(case, progress=0.0).losses)
+    assert losses[0].keys() == losses[1].keys()
+    for name in losses[0]:
+        assert torch.equal(losses[0][name], losses[1][name]), name
+    assert losses[0]["mlm_degraded"] > 0
 
 
 def test_curriculum_caps_the_severity_early_in_training(config_factory, batch_factory) -> None:
