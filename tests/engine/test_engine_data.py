@@ -183,10 +183,10 @@ def test_collator_aligns_degraded_tokens_with_the_clean_ones(tmp_path: Path) -> 
     targets = batch["degraded_clean_targets"]
     assert targets.shape == batch["degraded_input_ids"].shape == (3, 10)
     assert targets.dtype == torch.long
-    pad = [None] * 3  # [SEP] [PAD]…
-    assert targets[0].tolist() == ids(None, "no", "acute", "findings", "lung", "opacity", *pad, None)
-    assert targets[1].tolist() == ids(None, "left", None, None, "lung", "opacity", *pad, None)
-    assert targets[2].tolist() == ids(None, None, "opacity", None, *pad, *pad)
+    tail = [None] * 4  # [SEP] [PAD]…
+    assert targets[0].tolist() == ids(None, "no", "acute", "findings", "lung", "opacity", *tail)
+    assert targets[1].tolist() == ids(None, "left", None, None, "lung", "opacity", *tail)
+    assert targets[2].tolist() == ids(None, None, "opacity", *[None] * 7)
     assert batch["degraded_severity"].tolist() == [3, 3, 3]
 
 
