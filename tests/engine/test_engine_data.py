@@ -165,8 +165,9 @@ def test_collator_aligns_degraded_tokens_with_the_clean_ones(tmp_path: Path) -> 
         "no acute findings left lung opacity": "no normal findings lung opacity",
         "left lung opacity": "left chest ct lung opacity",  # two tokens inserted
         "no acute findings opacity": "mri opacity",  # three tokens re-written as one
+        "normal chest ct": "left lung ct",  # two for two: no word-to-word correspondence
     }
-    pairs = pd.DataFrame({"image_id": ["a", "b", "c"], "text": list(shifted)})
+    pairs = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "text": list(shifted)})
     dataset = PairDataset(pairs, cache)
     tokenizer = make_tokenizer()
     collate = PairCollator(
@@ -174,20 +175,21 @@ def test_collator_aligns_degraded_tokens_with_the_clean_ones(tmp_path: Path) -> 
         max_length=10,
         text_degrader=lambda texts: ([shifted[t] for t in texts], [3] * len(texts)),
     )
-    batch = collate([dataset[i] for i in range(3)])
+    batch = collate([dataset[i] for i in range(4)])
     vocab = tokenizer.get_vocab()
 
     def ids(*words: str | None) -> list[int]:  # None: no target
         return [-100 if w is None else vocab[w] for w in words]
 
     targets = batch["degraded_clean_targets"]
-    assert targets.shape == batch["degraded_input_ids"].shape == (3, 10)
+    assert targets.shape == batch["degraded_input_ids"].shape == (4, 10)
     assert targets.dtype == torch.long
     tail = [None] * 4  # [SEP] [PAD]…
     assert targets[0].tolist() == ids(None, "no", "acute", "findings", "lung", "opacity", *tail)
     assert targets[1].tolist() == ids(None, "left", None, None, "lung", "opacity", *tail)
     assert targets[2].tolist() == ids(None, None, "opacity", *[None] * 7)
-    assert batch["degraded_severity"].tolist() == [3, 3, 3]
+    assert targets[3].tolist() == ids(None, None, None, "ct", *[None] * 6)
+    assert batch["degraded_severity"].tolist() == [3, 3, 3, 3]
 
 
 def test_global_batches_are_identical_for_any_process_count() -> None:

@@ -165,9 +165,13 @@ def align_clean_targets(
     """The clean token each degraded token should predict (degraded-text MLM targets).
 
     Per row, the regular (attended, non-special) tokens of the degraded text are aligned with
-    the clean text's: ``equal`` blocks align one to one, ``replace`` blocks of equal length
-    position by position (a typo'd or abbreviated token predicts its clean token); inserted,
-    deleted and unequal-length replaced tokens get no target.
+    the clean text's: ``equal`` blocks align one to one, a ``replace`` of one token by one
+    token position to position (a swapped synonym or abbreviated word predicts its clean
+    token); inserted, deleted and other replaced tokens get no target. Longer equal-length
+    replace blocks are left out on purpose: on SynthRad reports they paired the subword pieces
+    of different words by coincidence of count (``w ##n ##l`` -> ``within normal limits``) and
+    the words of moved sentences with unrelated ones (``sentence_order``: ``aorta`` ->
+    ``spleen``), i.e. noise targets.
 
     Args:
         clean_ids: long ``[B, L]``; clean_regular: bool ``[B, L]``.
@@ -189,7 +193,7 @@ def align_clean_targets(
             autojunk=False,
         )
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-            if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1 == 1):
                 targets[row, degraded_pos[i1:i2]] = clean_ids[row, clean_pos[j1:j2]]
     return targets
 
