@@ -10,12 +10,18 @@ rows of a task (hyper-parameters, where any, chosen on the VAL rows) and scores 
 ``question_prior``     VQA: the most frequent train answer of the same question text
                        (majority for an unseen question)
 ``text_tfidf``         TF-IDF of the question / text + logistic regression
-``image_pixels``       VQA: one logistic regression on downsampled pixels per question
-                       text (the question prior where a question has one train answer);
+``image_pixels``       VQA: one logistic regression on downsampled pixels per FREQUENT
+                       question text (``min_rows`` train rows, chosen on val; its single
+                       answer where it has one), one shared regression on the pixels and
+                       the question's TF-IDF for every other row (baselines/pixels.py);
                        classification: logistic regression on the pixels alone
 ``chance``             retrieval: a seeded random ranking
 ``tfidf_pixels_cca``   retrieval: CCA between TF-IDF text and pixel PCA, cosine ranking
 =====================  ============================================================
+
+Cost is bounded on a real release: the TF-IDF vocabulary and the pixel PCA are fitted once and
+every set's features computed once (a perturbed set recomputes its perturbed modality only);
+each regression walks up its ``C`` grid with warm starts.
 
 The same architecture trained from scratch (no pre-training) is the fine-tuning pipeline's
 ``from_scratch`` run, scored by the evaluation pipeline like the model. Fitting and scoring:

@@ -9,7 +9,9 @@ small grid (never on test).
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -19,19 +21,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
+from robust_mmr_pipeline.baselines.pixels import (
+    PIXEL_C_GRID,
+    PixelEncoder,
+    QuestionPixelModel,
+    fit_pixels,
+    fit_question_pixels,
+    learnable,
+    logistic,
+    shared_design,
+)
 from robust_mmr_pipeline.baselines.registry import BASELINES
 from robust_mmr_pipeline.sources.answers import normalize_answer
 
 logger = logging.getLogger(__name__)
 
-# Inverse regularisation grids, chosen on val: L2-normalised TF-IDF needs weak regularisation,
-# whitened pixel components strong.
+# Inverse regularisation grid of the text regression (ascending: warm starts), chosen on val:
+# L2-normalised TF-IDF needs weak regularisation. The pixel grids: baselines/pixels.py.
 TEXT_C_GRID: tuple[float, ...] = (1.0, 10.0, 100.0)
-PIXEL_C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0)
-PIXEL_SIZE = 32  # images are average-pooled to PIXEL_SIZE x PIXEL_SIZE before PCA
-PIXEL_COMPONENTS = 128
 CCA_COMPONENTS = 16
 
 
@@ -40,16 +48,10 @@ def normalize_question(text: str) -> str:
     return re.sub(r"\s+", " ", str(text).strip().lower()).rstrip(" ?.!")
 
 
-def pixel_features(images: torch.Tensor, size: int = PIXEL_SIZE) -> np.ndarray:
-    """Float images ``[N, C, H, W]`` in [0, 1] -> ``[N, C * size * size]`` (area pooling)."""
-    pooled = F.adaptive_avg_pool2d(images.float(), (size, size))
-    return pooled.reshape(len(images), -1).numpy().astype(np.float64)
+def _vectorizer() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
-
-def _logistic(c: float, seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(C=c, max_iter=500, tol=1e-3, random_state=seed)
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
 
 
 @dataclass
@@ -72,105 +74,42 @@ def _prior(keys: Sequence[str], labels: np.ndarray, fallback: int) -> _Prior:
     return _Prior(table, fallback)
 
 
-@dataclass
-class _TextModel:
-    """TF-IDF (word 1-2 grams, sublinear tf) + logistic regression, ``C`` chosen on val."""
-
-    pipeline: Any
-    classes: np.ndarray
-
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
-        if len(self.classes) == 1:
-            return np.full(len(texts), self.classes[0], dtype=np.int64)
-        return self.pipeline.predict(list(texts)).astype(np.int64)
-
-
-def _fit_text(
-    texts: Sequence[str],
-    labels: np.ndarray,
-    val_texts: Sequence[str],
-    val_labels: np.ndarray,
+def _fit_walk(
+    x: Any, labels: np.ndarray, val_x: Any, val_labels: np.ndarray, grid: Sequence[float],
     seed: int,
-) -> tuple[_TextModel, float]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import make_pipeline
-
-    classes = np.unique(labels)
+) -> tuple[Any, float]:  # fmt: skip
+    """One logistic regression walked up ``grid`` with warm starts (each fit starts from the
+    last solution), the best on val kept; a constant where the labels are not learnable."""
+    if not learnable(labels):
+        return int(Counter(labels.tolist()).most_common(1)[0][0]), math.nan
+    regression = logistic(grid[0], seed, warm_start=True)
     best: tuple[float, Any, float] | None = None
-    for c in TEXT_C_GRID if len(classes) > 1 else (1.0,):
-        pipeline = make_pipeline(
-            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), _logistic(c, seed)
-        )
-        if len(classes) > 1:
-            pipeline.fit(list(texts), labels)
-        model = _TextModel(pipeline, classes)
-        score = float(np.mean(model.predict(val_texts) == val_labels)) if len(val_labels) else 0
+    for c in grid:
+        regression.set_params(C=c).fit(x, labels)
+        predicted = regression.predict(val_x) if len(val_labels) else np.zeros(0)
+        score = float(np.mean(predicted == val_labels)) if len(val_labels) else 0.0
         if best is None or score > best[0]:
-            best = (score, model, c)
+            best = (score, copy.deepcopy(regression), c)
     assert best is not None
     return best[1], best[2]
 
 
-@dataclass
-class _PixelEncoder:
-    """Standardised pooled pixels -> PCA (fitted on the train images)."""
-
-    pca: Any
-
-    def transform(self, images: torch.Tensor) -> np.ndarray:
-        return self.pca.transform(pixel_features(images))
-
-
-def _fit_pixels(images: torch.Tensor, seed: int) -> _PixelEncoder:
-    from sklearn.decomposition import PCA
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    features = pixel_features(images)
-    components = int(min(PIXEL_COMPONENTS, features.shape[0] - 1, features.shape[1]))
-    # whitened components: the logistic regressions on them converge in a few iterations
-    pca = make_pipeline(
-        StandardScaler(), PCA(n_components=max(components, 1), whiten=True, random_state=seed)
-    )
-    pca.fit(features)
-    return _PixelEncoder(pca)
+def _predict(model: Any, x: Any, n: int) -> np.ndarray:
+    if isinstance(model, int):
+        return np.full(n, model, dtype=np.int64)
+    return model.predict(x).astype(np.int64)
 
 
 @dataclass
-class _PerKeyLogistic:
-    """One logistic regression per key (question text) on pixel features; the key's prior
-    where it has a single train class, the global prior for unseen keys."""
+class BaselineFeatures:
+    """What the baselines read from one evaluation set, computed once: the question keys, the
+    TF-IDF of the texts and the pixel components of each row's image. A perturbed set recomputes
+    only its perturbed modality's part (:meth:`FittedBaselines.features` with ``like``)."""
 
-    models: dict[str, Any]
-    prior: _Prior
-
-    def predict(self, keys: Sequence[str], features: np.ndarray) -> np.ndarray:
-        out = self.prior.predict(keys)
-        by_key: dict[str, list[int]] = {}
-        for row, key in enumerate(keys):
-            if key in self.models:
-                by_key.setdefault(key, []).append(row)
-        for key, rows in by_key.items():
-            out[rows] = self.models[key].predict(features[rows]).astype(np.int64)
-        return out
-
-
-def _fit_per_key(
-    keys: Sequence[str],
-    features: np.ndarray,
-    labels: np.ndarray,
-    prior: _Prior,
-    c: float,
-    seed: int,
-) -> _PerKeyLogistic:
-    groups: dict[str, list[int]] = {}
-    for row, key in enumerate(keys):
-        groups.setdefault(key, []).append(row)
-    models = {}
-    for key, rows in groups.items():
-        if len(np.unique(labels[rows])) > 1:
-            models[key] = _logistic(c, seed).fit(features[rows], labels[rows])
-    return _PerKeyLogistic(models, prior)
+    keys: list[str]
+    texts: list[str]
+    tfidf: Any = None
+    pixels: np.ndarray | None = None
 
 
 @dataclass
@@ -186,27 +125,60 @@ class FittedBaselines:
     chosen: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
-    def predict(self, inputs: Any) -> dict[str, np.ndarray]:
-        """Class index per row of an :class:`~robust_mmr_pipeline.tasks.inputs.EvalInputs`."""
-        n = inputs.num_rows
-        keys = [normalize_question(t) for t in inputs.texts]
+    def reads(self, name: str) -> set[str]:
+        """The modalities baseline ``name`` reads: on a set perturbing neither it scores exactly
+        as on the clean set, so the evaluation skips it there."""
+        if name in ("majority", "chance"):
+            return set()
+        if name in ("question_prior", "text_tfidf"):
+            return {"text"}
+        if name == "image_pixels" and self.task != "vqa":
+            return {"image"}
+        return {"image", "text"}  # VQA pixels (per question), retrieval CCA
+
+    def features(
+        self, inputs: Any, like: BaselineFeatures | None = None, perturbed: str | None = None
+    ) -> BaselineFeatures:
+        """The features of an :class:`~robust_mmr_pipeline.tasks.inputs.EvalInputs`; with
+        ``like`` (the clean set's features, same rows) only the ``perturbed`` modality's part
+        is recomputed."""
+        if like is not None and perturbed == "image":
+            text_side = like
+        else:
+            keys = [normalize_question(t) for t in inputs.texts]
+            tfidf = None
+            if "vectorizer" in self.models:
+                tfidf = self.models["vectorizer"].transform(list(inputs.texts))
+            text_side = BaselineFeatures(keys, list(inputs.texts), tfidf)
+        pixels = like.pixels if like is not None and perturbed == "text" else None
+        if pixels is None and "pixels" in self.models:
+            pixels = self.models["pixels"].transform(inputs.images)[inputs.row_image.numpy()]
+        return BaselineFeatures(text_side.keys, text_side.texts, text_side.tfidf, pixels)
+
+    def predict(
+        self, inputs: Any, features: BaselineFeatures | None = None,
+        names: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:  # fmt: skip
+        """Class index per row of an :class:`~robust_mmr_pipeline.tasks.inputs.EvalInputs`
+        (``features``: its :meth:`features`, computed here when None) for ``names`` (default
+        every fitted baseline)."""
+        feats = features if features is not None else self.features(inputs)
+        n = len(feats.keys)
         out: dict[str, np.ndarray] = {}
-        features = None
-        if "image_pixels" in self.models:
-            features = self.models["pixels"].transform(inputs.images)[inputs.row_image.numpy()]
-        for name in self.names:
+        for name in names if names is not None else self.names:
             if name == "majority":
                 out[name] = np.full(n, self.models["majority"], dtype=np.int64)
             elif name == "question_prior":
-                out[name] = self.models[name].predict(keys)
+                out[name] = self.models[name].predict(feats.keys)
             elif name == "text_tfidf":
-                out[name] = self.models[name].predict(inputs.texts)
+                out[name] = _predict(self.models[name], feats.tfidf, n)
             elif name == "image_pixels":
                 model = self.models[name]
-                if isinstance(model, _PerKeyLogistic):
-                    out[name] = model.predict(keys, features)
+                if isinstance(model, QuestionPixelModel):
+                    design = shared_design(feats.pixels, feats.tfidf)
+                    out[name] = model.predict(feats.keys, feats.pixels, design)
                 else:
-                    out[name] = model.predict(features).astype(np.int64)
+                    out[name] = _predict(model, feats.pixels, n)
         return out
 
     def rank(self, inputs: Any) -> dict[str, Any]:
@@ -244,7 +216,7 @@ class _CrossModalCCA:
     """TF-IDF -> SVD and pixels -> PCA, then CCA; L2-normalised canonical variates."""
 
     text: Any
-    pixels: _PixelEncoder
+    pixels: PixelEncoder
     cca: Any
 
     def transform(self, texts: Sequence[str], images: torch.Tensor) -> tuple[np.ndarray, ...]:
@@ -270,7 +242,7 @@ def _fit_cca(texts: Sequence[str], images: torch.Tensor, seed: int) -> _CrossMod
         TruncatedSVD(n_components=max(svd_dim, 2), random_state=seed),
     )
     text_features = text.fit_transform(list(texts))
-    pixels = _fit_pixels(images, seed)
+    pixels = fit_pixels(images, seed)
     pixel_z = pixels.transform(images)
     components = int(min(CCA_COMPONENTS, text_features.shape[1], pixel_z.shape[1]))
     cca = CCA(n_components=components, max_iter=1000).fit(text_features, pixel_z)
@@ -317,32 +289,33 @@ def fit_baselines(
     labels_val = np.asarray(val_labels, dtype=np.int64)
     majority = int(Counter(labels[keep].tolist()).most_common(1)[0][0])
     fitted.models["majority"] = majority
-    keys = [normalize_question(t) for t in train.texts]
-    val_keys = [normalize_question(t) for t in val.texts]
-    prior = _prior(keys, labels, majority)
+    # Features once: one TF-IDF vocabulary and one pixel PCA serve every baseline.
+    if {"text_tfidf", "image_pixels"} & set(chosen_names):
+        fitted.models["vectorizer"] = _vectorizer().fit(list(train.texts))
+    if "image_pixels" in chosen_names:
+        fitted.models["pixels"] = fit_pixels(train.images, seed)
+    feats, val_feats = fitted.features(train), fitted.features(val)
+    prior = _prior(feats.keys, labels, majority)
     if "question_prior" in chosen_names:
         fitted.models["question_prior"] = prior
     if "text_tfidf" in chosen_names:
-        model, c = _fit_text(train.texts, labels, val.texts, labels_val, seed)
+        model, c = _fit_walk(feats.tfidf, labels, val_feats.tfidf, labels_val, TEXT_C_GRID, seed)
         fitted.models["text_tfidf"], fitted.chosen["text_tfidf_C"] = model, c
     if "image_pixels" in chosen_names:
-        encoder = _fit_pixels(train.images, seed)
-        fitted.models["pixels"] = encoder
-        features = encoder.transform(train.images)[train.row_image.numpy()]
-        val_features = encoder.transform(val.images)[val.row_image.numpy()]
-        best: tuple[float, Any, float] | None = None
-        for c in PIXEL_C_GRID:
-            if task == "vqa":
-                model = _fit_per_key(keys, features, labels, prior, c, seed)
-                predicted = model.predict(val_keys, val_features)
-            else:
-                model = _logistic(c, seed).fit(features, labels)
-                predicted = model.predict(val_features)
-            score = float(np.mean(predicted == labels_val))
-            if best is None or score > best[0]:
-                best = (score, model, c)
-        assert best is not None
-        fitted.models["image_pixels"], fitted.chosen["image_pixels_C"] = best[1], best[2]
+        if task == "vqa":
+            val = (val_feats.keys, val_feats.pixels,
+                   shared_design(val_feats.pixels, val_feats.tfidf), labels_val)  # fmt: skip
+            design = shared_design(feats.pixels, feats.tfidf)
+            model, chosen = fit_question_pixels(
+                feats.keys, feats.pixels, design, labels, val, prior, seed
+            )
+            fitted.chosen.update({f"image_pixels_{k}": v for k, v in chosen.items()})
+        else:
+            model, c = _fit_walk(
+                feats.pixels, labels, val_feats.pixels, labels_val, PIXEL_C_GRID, seed
+            )
+            fitted.chosen["image_pixels_C"] = c
+        fitted.models["image_pixels"] = model
     logger.info("Fitted %s baselines %s (chosen on val: %s)", task, chosen_names, fitted.chosen)
     return fitted
 

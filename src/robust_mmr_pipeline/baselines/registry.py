@@ -11,7 +11,10 @@ BASELINE_LABELS: dict[str, str] = {
     "majority": "majority answer / label",
     "question_prior": "answer prior per question text (no image)",
     "text_tfidf": "text only: TF-IDF + logistic regression",
-    "image_pixels": "image: logistic regression on pixels (VQA: one per question text)",
+    "image_pixels": (
+        "image: logistic regression on pixels (VQA: one per frequent question text, one shared "
+        "with the question's TF-IDF for the others)"
+    ),
     "chance": "chance: random ranking",
     "tfidf_pixels_cca": "linear: CCA of TF-IDF text and pixel PCA",
     "from_scratch": "same architecture, no pre-training",

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robust_mmr_pipeline.recipes.finetune import MAIN_METRIC, TASK_NAMES, _dataset, task_rows
-from robust_mmr_pipeline.reporting.robustness import OURS, RESULT_COLUMNS
+from robust_mmr_pipeline.recipes.finetune import TASK_NAMES, _dataset
 
 logger = logging.getLogger(__name__)
 
@@ -200,29 +198,54 @@ class TaskEvaluator:
 
     def score(self, rows: pd.DataFrame, inputs: Any) -> tuple[dict[str, float], EvaluationItems]:
         """:meth:`evaluate` on inputs prepared by :meth:`inputs` (shared between scorers)."""
+        return self.metrics(rows, self.predict(inputs, self.encode(inputs)))
+
+    def encode(self, inputs: Any, like: Any = None, perturbed: str | None = None) -> Any:
+        """What the model computes once per item of ``inputs`` (the fusion inputs of every
+        unique image and distinct text; retrieval: its ``RetrievalEncoding``). ``like``: the
+        clean set's encoding of the same rows, whose unperturbed modality is reused (only the
+        ``perturbed`` one, ``"image"`` / ``"text"``, is encoded)."""
+        from robust_mmr_pipeline.tasks.inputs import encode_streams
+        from robust_mmr_pipeline.tasks.retrieval import encode_inputs
+
+        self.model.eval()
+        if self.task == "retrieval":
+            return encode_inputs(
+                self.model, inputs, batch_size=self.batch_size, like=like, perturbed=perturbed
+            )
+        return encode_streams(
+            self.model.backbone, inputs, self.tokenizer, self.max_length, self.batch_size,
+            like=like, perturbed=perturbed,
+        )  # fmt: skip
+
+    def predict(self, inputs: Any, encoded: Any) -> Any:
+        """Predicted class indices ``[n]`` (retrieval: a ``RetrievalResult``) from
+        :meth:`encode`'s output: the fusion layers per row (per pair) and the head."""
         import torch
 
-        from robust_mmr_pipeline.tasks import evaluate_retrieval
-        from robust_mmr_pipeline.tasks.inputs import classifier_logits
+        from robust_mmr_pipeline.tasks.inputs import fuse_streams, head_logits
+        from robust_mmr_pipeline.tasks.retrieval import two_stage_search
 
         self.model.eval()
         if self.task == "retrieval":
             k = max(1, min(self.retrieval_k, inputs.num_images, inputs.num_texts))
             with torch.no_grad():
-                metrics, result = evaluate_retrieval(
-                    self.model,
-                    inputs,
-                    method="two_stage",
-                    k=k,
-                    batch_size=self.batch_size,
-                    n_boot=self.n_boot,
-                    seed=self.seed,
+                return two_stage_search(
+                    self.model, inputs, k=k, batch_size=self.batch_size, encoding=encoded
                 )
-            return metrics, _rank_items(result)
-        logits = classifier_logits(
-            self.model, inputs, self.tokenizer, self.max_length, self.batch_size
-        )
-        return self.score_classes(rows, logits.argmax(-1).numpy())
+        fused = fuse_streams(self.model.backbone, encoded, inputs.row_image, self.batch_size)
+        return head_logits(self.model, fused, self.batch_size).argmax(-1).numpy()
+
+    def metrics(
+        self, rows: pd.DataFrame, predicted: Any
+    ) -> tuple[dict[str, float], EvaluationItems]:
+        """Metrics with bootstrap CIs and items of :meth:`predict`'s output on ``rows``."""
+        from robust_mmr_pipeline.tasks import retrieval_metrics
+
+        if self.task == "retrieval":
+            metrics = retrieval_metrics(predicted, n_boot=self.n_boot, seed=self.seed)
+            return metrics, _rank_items(predicted)
+        return self.score_classes(rows, predicted)
 
     def score_classes(
         self, rows: pd.DataFrame, predictions: np.ndarray
@@ -281,152 +304,6 @@ def evaluate_task(
     return metrics
 
 
-# --------------------------------------------------------------------------- result rows
-
-
-def _record(task: str, model: str, condition: str, protocol: str, **fields: Any) -> dict:
-    row = {
-        "task": task,
-        "model": model,
-        "condition": condition,
-        "protocol": protocol,
-        "domain": "",
-        "modality": "",
-        "perturbation": "",
-        "severity": 0,
-        "ci_low": math.nan,
-        "ci_high": math.nan,
-    }
-    row.update(fields)
-    return row
-
-
-def _metric_rows(
-    task: str, model: str, condition: str, protocol: str, metrics: Mapping[str, float], **fields
-) -> list[dict[str, Any]]:
-    """One row per metric that has a CI (plus the item count ``n``)."""
-    rows = []
-    for name, value in metrics.items():
-        if f"{name}_ci_low" in metrics:
-            rows.append(
-                _record(task, model, condition, protocol, metric=name, value=float(value),
-                        ci_low=float(metrics[f"{name}_ci_low"]),
-                        ci_high=float(metrics[f"{name}_ci_high"]), **fields)
-            )  # fmt: skip
-    count = metrics.get("n", metrics.get("t2i_n"))
-    if count is not None:
-        rows.append(
-            _record(task, model, condition, protocol, metric="n", value=float(count), **fields)
-        )
-    return rows
-
-
-def _ci(statistic: Callable, *arrays: np.ndarray, n_boot: int, seed: int) -> tuple[float, ...]:
-    from robust_mmr_pipeline.tasks import bootstrap_ci
-
-    if n_boot <= 0:
-        value = float(np.asarray(statistic(*(a[None] for a in arrays))).reshape(-1)[0])
-        return value, math.nan, math.nan
-    ci = bootstrap_ci(statistic, *arrays, n_boot=n_boot, seed=seed)
-    return ci.estimate, ci.low, ci.high
-
-
-def _mean_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """``[R, n]`` paired resamples -> ``[R]`` ``mean(first) - mean(second)``."""
-    return first.mean(axis=1) - second.mean(axis=1)
-
-
-def _domain_rows(
-    task: str, model: str, protocol: str, items: EvaluationItems, metric: str, n_boot: int,
-    seed: int,
-) -> list[dict[str, Any]]:  # fmt: skip
-    from robust_mmr_pipeline.tasks.metrics import mean_statistic
-
-    if items.correct is None or items.domains is None:
-        return []
-    rows = []
-    for domain in sorted(set(items.domains.tolist())):
-        correct = items.correct[items.domains == domain]
-        value, low, high = _ci(mean_statistic, correct, n_boot=n_boot, seed=seed)
-        rows.append(
-            _record(task, model, "domain", protocol, domain=str(domain), metric=metric,
-                    value=value, ci_low=low, ci_high=high)
-        )  # fmt: skip
-    return rows
-
-
-def _paired_rows(
-    task: str, model: str, clean: EvaluationItems, perturbed: EvaluationItems, metric: str,
-    n_boot: int, seed: int, protocol: str, **fields: Any,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """Drop of the main metric (clean - perturbed) and, for retrieval, mean-rank degradation
-    (perturbed - clean), each with a paired bootstrap CI over the same items."""
-    rows = []
-    value, low, high = _ci(
-        _mean_difference, clean.main_outcome(), perturbed.main_outcome(), n_boot=n_boot, seed=seed
-    )
-    rows.append(
-        _record(task, model, "perturbed", protocol, metric=f"drop_{metric}", value=value,
-                ci_low=low, ci_high=high, **fields)
-    )  # fmt: skip
-    for direction in ("i2t", "t2i"):
-        before = getattr(clean, f"{direction}_ranks")
-        after = getattr(perturbed, f"{direction}_ranks")
-        if before is None or after is None or not len(before):
-            continue
-        value, low, high = _ci(_mean_difference, after, before, n_boot=n_boot, seed=seed)
-        rows.append(
-            _record(task, model, "perturbed", protocol,
-                    metric=f"{direction}_mean_rank_degradation", value=value, ci_low=low,
-                    ci_high=high, **fields)
-        )  # fmt: skip
-    return rows
-
-
-def _comparison_rows(
-    task: str, condition: str, protocol: str, outcomes: Mapping[str, EvaluationItems],
-    metric: str, n_boot: int, seed: int,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """``ours - reference`` on the main metric for every other scorer (paired bootstrap)."""
-    if OURS not in outcomes:
-        return []
-    ours = outcomes[OURS].main_outcome()
-    rows = []
-    for name, items in outcomes.items():
-        if name == OURS:
-            continue
-        value, low, high = _ci(
-            _mean_difference, ours, items.main_outcome(), n_boot=n_boot, seed=seed
-        )
-        rows.append(
-            _record(task, OURS, condition, protocol, metric=f"diff_{metric}_vs_{name}",
-                    value=value, ci_low=low, ci_high=high)
-        )  # fmt: skip
-    return rows
-
-
-def selected_sets(perturbation_sets: pd.DataFrame, params: Any) -> pd.DataFrame:
-    """The perturbed sets of the in-domain test split the evaluation params ask for."""
-    sets = perturbation_sets[
-        (perturbation_sets["protocol"] == params.in_domain_protocol)
-        & (perturbation_sets["base_split"] == "test")
-        & perturbation_sets["severity"].isin([int(s) for s in params.severities])
-    ]
-    keep = [params.wants(m, p) for m, p in zip(sets["modality"], sets["perturbation"], strict=True)]
-    sets = sets[keep].sort_values(["modality", "perturbation", "severity"])
-    for modality in ("image", "text"):
-        chosen = getattr(params, f"{modality}_perturbations")
-        if chosen != "all":
-            missing = sorted(set(chosen) - set(sets[sets["modality"] == modality]["perturbation"]))
-            if missing:
-                raise ValueError(
-                    f"evaluation.{modality}_perturbations names {missing}, which the "
-                    "perturbation_sets manifest lacks for the in-domain test split (see "
-                    "domain_split.image_perturbations / text_perturbations / severities)."
-                )
-    return sets.reset_index(drop=True)
-
-
 # --------------------------------------------------------------------------- scorers
 
 
@@ -436,19 +313,37 @@ class _BaselineScorer:
     def __init__(self, task: str, fitted: Any, reference: TaskEvaluator) -> None:
         self.task, self.fitted, self.reference = task, fitted, reference
 
-    def score(self, rows: pd.DataFrame, inputs: Any) -> dict[str, tuple[dict, EvaluationItems]]:
+    def names_for(self, perturbed: str | None) -> list[str]:
+        """The baselines a set perturbing ``perturbed`` (None: clean) tells anything about:
+        one that does not read that modality scores exactly as on the clean set."""
+        if perturbed is None:
+            return list(self.fitted.names)
+        return [name for name in self.fitted.names if perturbed in self.fitted.reads(name)]
+
+    def predict(
+        self, inputs: Any, like: Any = None, perturbed: str | None = None
+    ) -> tuple[dict[str, Any], Any]:
+        """``({name: predictions or RetrievalResult}, features)`` on ``inputs``; ``like``: the
+        clean set's features (only the ``perturbed`` modality's part is recomputed)."""
+        names = self.names_for(perturbed)
+        if self.task == "retrieval":
+            return {k: v for k, v in self.fitted.rank(inputs).items() if k in names}, None
+        features = self.fitted.features(inputs, like, perturbed)
+        return self.fitted.predict(inputs, features, names), features
+
+    def metrics(self, rows: pd.DataFrame, predicted: Any) -> tuple[dict, EvaluationItems]:
+        """One baseline's metrics and items (its predictions on ``rows``)."""
         from robust_mmr_pipeline.tasks import retrieval_metrics
 
         ref = self.reference
-        out: dict[str, tuple[dict, EvaluationItems]] = {}
         if self.task == "retrieval":
-            for name, result in self.fitted.rank(inputs).items():
-                metrics = retrieval_metrics(result, n_boot=ref.n_boot, seed=ref.seed)
-                out[name] = (metrics, _rank_items(result))
-            return out
-        for name, predictions in self.fitted.predict(inputs).items():
-            out[name] = ref.score_classes(rows, predictions)
-        return out
+            metrics = retrieval_metrics(predicted, n_boot=ref.n_boot, seed=ref.seed)
+            return metrics, _rank_items(predicted)
+        return ref.score_classes(rows, predicted)
+
+    def score(self, rows: pd.DataFrame, inputs: Any) -> dict[str, tuple[dict, EvaluationItems]]:
+        predicted, _features = self.predict(inputs)
+        return {name: self.metrics(rows, value) for name, value in predicted.items()}
 
 
 class _LinearProbeScorer:
@@ -502,9 +397,16 @@ class _LinearProbeScorer:
         fused = fused_features(self.backbone, inputs, self.tokenizer, self.max_length)
         return fused.float().numpy()
 
+    def predict(self, inputs: Any, like: Any = None, perturbed: str | None = None) -> tuple:
+        """``({name: predictions}, None)`` on ``inputs`` (the probe reads the fused feature)."""
+        return {self.name: self.probe.predict(self._features(inputs))}, None
+
+    def metrics(self, rows: pd.DataFrame, predicted: Any) -> tuple[dict, EvaluationItems]:
+        return self.reference.score_classes(rows, predicted)
+
     def score(self, rows: pd.DataFrame, inputs: Any) -> dict[str, tuple[dict, EvaluationItems]]:
-        predictions = self.probe.predict(self._features(inputs))
-        return {self.name: self.reference.score_classes(rows, predictions)}
+        predicted, _ = self.predict(inputs)
+        return {self.name: self.metrics(rows, predicted[self.name])}
 
 
 def frozen_backbone_scorer(
@@ -567,141 +469,3 @@ def fit_task_baselines(
             seed=seed,
         )
     return _BaselineScorer(task, fitted, evaluator)
-
-
-def _score_all(
-    task: str,
-    evaluators: Mapping[str, TaskEvaluator],
-    scorers: list[Any],
-    test: pd.DataFrame,
-    perturbation: Mapping[str, Any] | None,
-) -> dict[str, tuple[dict, EvaluationItems]]:
-    """Every scorer on one evaluation set, built (and perturbed) once where scorers share it:
-    the model evaluators, then the ``scorers`` (baselines, linear probe) on ours' inputs."""
-    outcomes: dict[str, tuple[dict, EvaluationItems]] = {}
-    inputs = shared = None
-    for name, evaluator in evaluators.items():
-        if inputs is None or task == "retrieval":  # retrieval inputs are tokenised per model
-            inputs = evaluator.inputs(test, perturbation)
-        if name == OURS:
-            shared = inputs
-        outcomes[name] = evaluator.score(test, inputs)
-    for scorer in scorers:
-        outcomes.update(scorer.score(test, shared))
-    return dict(sorted(outcomes.items(), key=lambda item: item[0] != OURS))
-
-
-@dataclass
-class EvaluationPlan:
-    """What :func:`evaluate_all` scores: per task the rows, the checkpoints and the sets."""
-
-    tables: Mapping[str, pd.DataFrame]
-    checkpoints: Mapping[str, Mapping[str, str]]  # task -> {scorer: checkpoint}
-    train_protocol: str
-    retrieval_k: Mapping[str, int] = field(default_factory=dict)
-    backbone_checkpoint: str | None = None  # the pre-trained backbone (frozen-backbone rows)
-
-
-def evaluate_all(
-    plan: EvaluationPlan,
-    perturbation_sets: pd.DataFrame,
-    cache_dir: str,
-    params: Any,
-) -> pd.DataFrame:
-    """Score every scorer of every task on the clean in-domain / cross-domain test splits (also
-    per domain) and on every selected perturbed set; :data:`RESULT_COLUMNS` rows.
-
-    ``params``: :class:`~robust_mmr_pipeline.pipelines.evaluation.params.EvaluationParams`.
-    """
-    from robust_mmr_pipeline.engine import ImageCache
-
-    cache = ImageCache(cache_dir)
-    sets = selected_sets(perturbation_sets, params)
-    rows: list[dict[str, Any]] = []
-    for task, checkpoints in plan.checkpoints.items():
-        metric = MAIN_METRIC[task]
-        table = plan.tables[task]
-        evaluators = {
-            name: TaskEvaluator(
-                task,
-                checkpoint,
-                cache,
-                batch_size=params.batch_size,
-                n_boot=params.n_boot,
-                seed=params.seed,
-                retrieval_k=params.retrieval_k or int(plan.retrieval_k.get(task, 16)),
-            )
-            for name, checkpoint in checkpoints.items()
-        }
-        ours = evaluators[OURS]
-        scorers: list[Any] = []
-        train_rows = task_rows(table, plan.train_protocol, "train")
-        val_rows = task_rows(table, plan.train_protocol, "val")
-        if params.frozen_backbone and plan.backbone_checkpoint:
-            frozen, probe = frozen_backbone_scorer(
-                task, plan.backbone_checkpoint, ours, train_rows, val_rows, params.seed
-            )
-            if frozen is not None:
-                evaluators[FROZEN] = frozen
-            if probe is not None:
-                scorers.append(probe)
-        if params.baselines:
-            names = None if params.baselines == "all" else list(params.baselines)
-            scorers.append(fit_task_baselines(task, ours, train_rows, val_rows, names, params.seed))
-
-        protocols = set(table["protocol"].unique())
-        clean: dict[str, EvaluationItems] | None = None
-        clean_rows = None
-        for condition, protocol in (
-            ("in_domain", params.in_domain_protocol),
-            ("cross_domain", params.cross_domain_protocol),
-        ):
-            if not protocol:
-                continue  # none asked (the as_released branch has no cross-domain test)
-            if protocol not in protocols:
-                logger.warning("No %s protocol %r in the split manifests.", condition, protocol)
-                continue
-            test = task_rows(table, protocol, "test")
-            if test.empty:
-                logger.warning("%s: protocol %r has no test rows.", task, protocol)
-                continue
-            outcomes = _score_all(task, evaluators, scorers, test, None)
-            for name, (metrics, items) in outcomes.items():
-                rows += _metric_rows(task, name, condition, protocol, metrics)
-                rows += _domain_rows(task, name, protocol, items, metric, params.n_boot,
-                                     params.seed)  # fmt: skip
-            items_by_name = {name: items for name, (_m, items) in outcomes.items()}
-            rows += _comparison_rows(
-                task, condition, protocol, items_by_name, metric, params.n_boot, params.seed
-            )
-            if condition == "in_domain":
-                clean, clean_rows = items_by_name, test
-        if clean is None or clean_rows is None:
-            raise ValueError(f"{task}: no in-domain test rows to evaluate")
-        # The frozen backbone is a diagnostic of pre-training, scored on the clean sets only:
-        # on every perturbed set its zero-shot retrieval re-ranking alone cost minutes.
-        perturbed_evaluators = {k: v for k, v in evaluators.items() if k != FROZEN}
-        perturbed_scorers = [s for s in scorers if not isinstance(s, _LinearProbeScorer)]
-        for _, spec in sets.iterrows():
-            perturbation = {
-                "modality": spec["modality"],
-                "perturbation": spec["perturbation"],
-                "severity": int(spec["severity"]),
-                "seed": int(spec["seed"]),
-            }
-            fields = {
-                "modality": str(spec["modality"]),
-                "perturbation": str(spec["perturbation"]),
-                "severity": int(spec["severity"]),
-            }
-            protocol = params.in_domain_protocol
-            for name, (metrics, items) in _score_all(
-                task, perturbed_evaluators, perturbed_scorers, clean_rows, perturbation
-            ).items():
-                rows += _metric_rows(task, name, "perturbed", protocol, metrics, **fields)
-                rows += _paired_rows(task, name, clean[name], items, metric, params.n_boot,
-                                     params.seed, protocol, **fields)  # fmt: skip
-        logger.info("Evaluated %s (%s) on %d perturbed sets.", task, list(clean), len(sets))
-    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
-    frame["severity"] = frame["severity"].astype(int)
-    return frame

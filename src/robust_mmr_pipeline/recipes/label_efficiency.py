@@ -31,11 +31,10 @@ from robust_mmr_pipeline.recipes.evaluate import (
     FROM_SCRATCH,
     FROZEN,
     TaskEvaluator,
-    _ci,
     _LinearProbeScorer,
-    _mean_difference,
-    _score_all,
 )
+from robust_mmr_pipeline.recipes.evaluation_rows import _ci, _mean_difference
+from robust_mmr_pipeline.recipes.evaluation_run import _score_all
 from robust_mmr_pipeline.recipes.finetune import MAIN_METRIC, task_rows
 from robust_mmr_pipeline.reporting.robustness import OURS
 

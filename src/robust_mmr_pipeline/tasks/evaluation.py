@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from robust_mmr_pipeline.engine.inference import predict
 from robust_mmr_pipeline.tasks import metrics as M
 from robust_mmr_pipeline.tasks.retrieval import (
+    RetrievalEncoding,
     RetrievalInputs,
     RetrievalResult,
     contrastive_search,
@@ -179,15 +180,17 @@ def evaluate_retrieval(
     ks: Sequence[int] = M.DEFAULT_KS,
     n_boot: int = 1000,
     seed: int = 0,
+    encoding: RetrievalEncoding | None = None,
 ) -> tuple[dict[str, float], RetrievalResult]:
-    """Run ``method`` (``two_stage``, ``cross_encoder`` or ``contrastive``) on ``inputs``;
-    returns (:func:`retrieval_metrics`, the raw :class:`RetrievalResult` with the ranks)."""
+    """Run ``method`` (``two_stage``, ``cross_encoder`` or ``contrastive``) on ``inputs``
+    (``encoding``: its :func:`~robust_mmr_pipeline.tasks.retrieval.encode_inputs`, computed
+    when None); returns (:func:`retrieval_metrics`, the raw :class:`RetrievalResult`)."""
     if method == "two_stage":
-        result = two_stage_search(model, inputs, k=k, batch_size=batch_size)
+        result = two_stage_search(model, inputs, k=k, batch_size=batch_size, encoding=encoding)
     elif method == "cross_encoder":
-        result = cross_encoder_search(model, inputs, batch_size=batch_size)
+        result = cross_encoder_search(model, inputs, batch_size=batch_size, encoding=encoding)
     elif method == "contrastive":
-        result = contrastive_search(model, inputs, batch_size=batch_size)
+        result = contrastive_search(model, inputs, batch_size=batch_size, encoding=encoding)
     else:
         raise ValueError(f"method must be one of {RETRIEVAL_METHODS}, got {method!r}")
     return retrieval_metrics(result, ks=ks, n_boot=n_boot, seed=seed), result

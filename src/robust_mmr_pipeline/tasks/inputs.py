@@ -36,6 +36,7 @@ class EvalInputs:
     row_image: Tensor
     texts: list[str]
     image_ids: list[str]
+    image_modalities: list[str | None] | None = None  # per unique image, for the corruptions
 
     @property
     def num_rows(self) -> int:
@@ -59,17 +60,29 @@ class EvalInputs:
         row_image = [first_seen.setdefault(i, len(first_seen)) for i in row_ids]
         image_ids = list(first_seen)
         images = torch.stack([cache.tensor(i) for i in image_ids]).float().div_(255.0)
-        if image_perturbation is not None:
-            modalities = None
-            if "modality" in rows.columns:
-                by_image = dict(zip(row_ids, rows["modality"].tolist(), strict=True))
-                modalities = [by_image[i] if isinstance(by_image[i], str) else None
-                              for i in image_ids]  # fmt: skip
-            images = image_perturbation.apply(images, list(range(len(image_ids))), modalities)
+        modalities = None
+        if "modality" in rows.columns:
+            by_image = dict(zip(row_ids, rows["modality"].tolist(), strict=True))
+            modalities = [by_image[i] if isinstance(by_image[i], str) else None
+                          for i in image_ids]  # fmt: skip
         texts = rows[text_column].fillna("").astype(str).tolist()
+        clean = cls(images, torch.tensor(row_image, dtype=torch.long), texts, image_ids, modalities)
+        return clean.perturbed(image_perturbation, text_perturbation)
+
+    def perturbed(
+        self,
+        image_perturbation: ImagePerturbation | None = None,
+        text_perturbation: TextPerturbation | None = None,
+    ) -> EvalInputs:
+        """These (clean) inputs under the perturbations; the untouched modality is shared, not
+        copied (the evaluation encodes it once for every perturbed set)."""
+        images, texts = self.images, self.texts
+        if image_perturbation is not None:
+            indices = list(range(len(self.image_ids)))
+            images = image_perturbation.apply(images.clone(), indices, self.image_modalities)
         if text_perturbation is not None:
             texts = text_perturbation.apply(texts, list(range(len(texts))))
-        return cls(images, torch.tensor(row_image, dtype=torch.long), texts, image_ids)
+        return EvalInputs(images, self.row_image, texts, self.image_ids, self.image_modalities)
 
     def row_pixels(self) -> Tensor:
         """``[n, C, H, W]``: each row's (perturbed) image."""
@@ -78,6 +91,108 @@ class EvalInputs:
 
 def _chunks(n: int, size: int) -> list[Tensor]:
     return [torch.arange(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+@dataclass
+class Streams:
+    """An ``MMRModel``'s fusion inputs for an :class:`EvalInputs`: ``images`` ``[N_i, 1+K, d]``
+    (one per unique image), ``texts`` ``[N_t, L, d]`` and ``mask`` ``[N_t, L]`` (one per
+    distinct text), ``row_text`` long ``[n]`` (each row's distinct text)."""
+
+    images: Tensor
+    texts: Tensor
+    mask: Tensor
+    row_text: Tensor
+
+
+@torch.no_grad()
+def image_streams(backbone: nn.Module, images: Tensor, batch_size: int = 128) -> Tensor:
+    """``embed_images`` of every image, batched (eval mode expected)."""
+    device = next(backbone.parameters()).device
+    streams = [backbone.embed_images(images[index].to(device))[0]
+               for index in _chunks(len(images), batch_size)]  # fmt: skip
+    return torch.cat(streams)
+
+
+@torch.no_grad()
+def text_streams(
+    backbone: nn.Module, texts: list[str], tokenizer: Any, max_length: int, batch_size: int = 128
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(streams [N_t, L, d], mask [N_t, L], row_text [n])``: ``embed_texts`` once per distinct
+    text, padded to the longest (at most ``max_length``), batched (eval mode expected)."""
+    device = next(backbone.parameters()).device
+    distinct: dict[str, int] = {}
+    row_text = torch.tensor([distinct.setdefault(t, len(distinct)) for t in texts],
+                            dtype=torch.long)  # fmt: skip
+    encoded = tokenizer(
+        list(distinct),
+        max_length=max_length,
+        padding="longest",
+        truncation=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
+    ids = encoded["input_ids"].long().to(device)
+    mask = encoded["attention_mask"].long().to(device)
+    streams = torch.cat(
+        [backbone.embed_texts(ids[i], mask[i])[0] for i in _chunks(len(ids), batch_size)]
+    )
+    return streams, mask, row_text
+
+
+@torch.no_grad()
+def encode_streams(
+    backbone: nn.Module,
+    inputs: EvalInputs,
+    tokenizer: Any,
+    max_length: int,
+    batch_size: int = 128,
+    *,
+    like: Streams | None = None,
+    perturbed: str | None = None,
+) -> Streams:
+    """:class:`Streams` of ``inputs``; with ``like`` (the clean set's streams, same rows) only
+    the ``perturbed`` modality (``"image"`` / ``"text"``) is encoded, the other reused (the
+    same numbers: encoding is per item). Eval mode; the module's mode is restored."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        if like is not None and perturbed == "text":
+            images = like.images
+        else:
+            images = image_streams(backbone, inputs.images, batch_size)
+        if like is not None and perturbed == "image":
+            texts, mask, row_text = like.texts, like.mask, like.row_text
+        else:
+            texts, mask, row_text = text_streams(
+                backbone, inputs.texts, tokenizer, max_length, batch_size
+            )
+    finally:
+        backbone.train(was_training)
+    return Streams(images, texts, mask, row_text)
+
+
+@torch.no_grad()
+def fuse_streams(
+    backbone: nn.Module, streams: Streams, row_image: Tensor, batch_size: int = 128
+) -> Tensor:
+    """The fused feature ``[n, 2d]`` of every row (``fuse`` per row, batched)."""
+    device = next(backbone.parameters()).device
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        fused = []
+        for index in _chunks(len(row_image), batch_size):
+            image_rows = row_image[index].to(device)
+            text_rows = streams.row_text[index].to(device)
+            fused.append(
+                backbone.fuse(
+                    streams.images[image_rows], streams.texts[text_rows], streams.mask[text_rows]
+                )
+            )
+    finally:
+        backbone.train(was_training)
+    return torch.cat(fused)
 
 
 @torch.no_grad()
@@ -95,41 +210,21 @@ def fused_features(
     cost when rows share images or texts. Texts are padded to the longest distinct text (at
     most ``max_length``). Eval mode; the module's mode is restored.
     """
-    device = next(backbone.parameters()).device
-    was_training = backbone.training
-    backbone.eval()
+    streams = encode_streams(backbone, inputs, tokenizer, max_length, batch_size)
+    return fuse_streams(backbone, streams, inputs.row_image, batch_size)
+
+
+def head_logits(model: nn.Module, fused: Tensor, batch_size: int = 128) -> Tensor:
+    """A TaskModel head's logits ``[n, C]`` (CPU, float) of fused features, batched."""
+    was_training = model.training
+    model.eval()
     try:
-        streams = []
-        for index in _chunks(len(inputs.images), batch_size):
-            streams.append(backbone.embed_images(inputs.images[index].to(device))[0])
-        image_streams = torch.cat(streams)
-        distinct: dict[str, int] = {}
-        row_text = torch.tensor(
-            [distinct.setdefault(t, len(distinct)) for t in inputs.texts], dtype=torch.long
-        )
-        encoded = tokenizer(
-            list(distinct),
-            max_length=max_length,
-            padding="longest",
-            truncation=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        ids = encoded["input_ids"].long().to(device)
-        mask = encoded["attention_mask"].long().to(device)
-        text_streams = torch.cat(
-            [backbone.embed_texts(ids[i], mask[i])[0] for i in _chunks(len(ids), batch_size)]
-        )
-        fused = []
-        for index in _chunks(inputs.num_rows, batch_size):
-            image_rows = inputs.row_image[index].to(device)
-            text_rows = row_text[index].to(device)
-            fused.append(
-                backbone.fuse(image_streams[image_rows], text_streams[text_rows], mask[text_rows])
-            )
+        with torch.no_grad():
+            logits = [model.head_logits(fused[index]).float().cpu()
+                      for index in _chunks(len(fused), batch_size)]  # fmt: skip
     finally:
-        backbone.train(was_training)
-    return torch.cat(fused)
+        model.train(was_training)
+    return torch.cat(logits)
 
 
 @torch.no_grad()

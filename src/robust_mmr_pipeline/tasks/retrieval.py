@@ -222,8 +222,14 @@ def encode_inputs(
     *,
     batch_size: int = 128,
     keep_streams: bool = True,
+    like: RetrievalEncoding | None = None,
+    perturbed: str | None = None,
 ) -> RetrievalEncoding:
-    """Encode every image and text once (eval mode; the model's mode is restored)."""
+    """Encode every image and text once (eval mode; the model's mode is restored).
+
+    With ``like`` (the clean set's encoding, same items, streams kept) only the ``perturbed``
+    modality (``"image"`` / ``"text"``) is encoded and the other reused: the same numbers, as
+    encoding is per item."""
     backbone = backbone_of(model)
     device = _device(backbone)
     was_training = backbone.training
@@ -231,12 +237,19 @@ def encode_inputs(
     start = time.perf_counter()
     try:
         image_emb, image_streams, text_emb, text_streams = [], [], [], []
-        for index in _chunks(inputs.num_images, batch_size):
+        reuse = like is not None and perturbed in ("image", "text")
+        if reuse and perturbed == "text":
+            assert like is not None and like.image_streams is not None
+            image_emb, image_streams = [like.image_embeddings], [like.image_streams]
+        if reuse and perturbed == "image":
+            assert like is not None and like.text_streams is not None
+            text_emb, text_streams = [like.text_embeddings], [like.text_streams]
+        for index in _chunks(inputs.num_images, batch_size) if not image_emb else []:
             v0, emb = backbone.embed_images(inputs.pixel_values(index).to(device))
             image_emb.append(emb.float())
             if keep_streams:
                 image_streams.append(v0)
-        for index in _chunks(inputs.num_texts, batch_size):
+        for index in _chunks(inputs.num_texts, batch_size) if not text_emb else []:
             t0, emb = backbone.embed_texts(
                 inputs.input_ids[index].to(device),
                 inputs.attention_mask[index].to(device),

@@ -23,7 +23,8 @@ def test_from_scratch_baseline_and_mce_against_a_baseline(chain_project: Path, r
     baseline.write_bytes((reporting / "evaluation_severity.csv").read_bytes())
     run_kedro("evaluation", params={"evaluation": {"baseline_metrics": str(baseline)}})
     summary = json.loads((reporting / "evaluation_metrics.json").read_text())
-    assert set(summary) == {"vqa"}
+    assert set(summary) == {"vqa", "timings"}  # the tasks and where the minutes went
+    assert summary["timings"]["vqa"]["score_perturbed_sets"] >= 0
     mce = summary["vqa"]["mce"]
     # the same model against itself: every corruption error ratio is 1
     assert mce["mce"] == pytest.approx(1.0)

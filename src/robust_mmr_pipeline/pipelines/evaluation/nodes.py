@@ -11,6 +11,7 @@ from robust_mmr_pipeline import reporting
 from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.evaluation.params import EvaluationParams
 from robust_mmr_pipeline.reporting import references as published_references
+from robust_mmr_pipeline.reporting.timings import timing_section, timing_summary
 
 FIGURE_FILES = {
     "Label efficiency: main metric against the label budget (pre-trained vs from scratch vs "
@@ -35,11 +36,12 @@ def evaluate_models(
     perturbation_sets: pd.DataFrame,
     image_cache: dict[str, Any],
     parameters: dict[str, Any],
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score the fine-tuned model, its from-scratch reference and the trivial baselines on the
     clean in-domain and cross-domain test splits, per domain, and on every selected
-    perturbation x severity of the in-domain test split."""
-    from robust_mmr_pipeline.recipes import evaluate as recipe
+    perturbation x severity of the in-domain test split; also the seconds of every stage."""
+    from robust_mmr_pipeline.recipes import evaluation_run as recipe
+    from robust_mmr_pipeline.recipes.evaluation_clock import StageClock
 
     params = parse(EvaluationParams, parameters, "evaluation")
     text_kinds = finetune_manifest.get("text_kinds") or ["report", "caption"]
@@ -66,7 +68,9 @@ def evaluate_models(
         backbone_checkpoint=finetune_manifest.get("backbone_checkpoint"),
     )
     sets = _untrained_sets(perturbation_sets, params, finetune_manifest)
-    return recipe.evaluate_all(plan, sets, image_cache["cache_dir"], params)
+    clock = StageClock()
+    results = recipe.evaluate_all(plan, sets, image_cache["cache_dir"], params, clock)
+    return results, {"stages": clock.table()}
 
 
 def evaluate_label_efficiency(
@@ -214,6 +218,7 @@ def report_robustness(
     parameters: dict[str, Any],
     references: dict[str, Any] | None = None,
     ingestion: dict[str, Any] | None = None,
+    timings: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, Any, Any, str, str]:
     """Summary metrics with verdicts, severity table, plots and the Markdown / HTML robustness
     report (with the published references of the ingested datasets, labelled as a different
@@ -250,6 +255,10 @@ def report_robustness(
     }
     if "retrieval" in finetune_manifest["tasks"]:
         context["retrieval first stage"] = _retrieval_first_stage(finetune_manifest)
+    stages = (timings or {}).get("stages") or []
+    if stages:
+        summary["timings"] = timing_summary(stages)
+        context["evaluation time"] = f"{summary['timings']['total']:.0f} s (table at the end)"
     if len(label_efficiency):
         summary["label_efficiency"] = efficiency.nested_values(label_efficiency)
     reference_rows = published_references.reference_rows(references, ingestion)
@@ -260,6 +269,7 @@ def report_robustness(
     extra += reporting.perturbation_families_section(
         _training_families(finetune_manifest), evaluation_results, _held_out_shift(ingestion)
     )
+    extra += timing_section(stages)
     markdown, page = (
         reporting.render_report(
             evaluation_results,

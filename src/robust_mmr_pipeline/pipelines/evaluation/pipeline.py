@@ -25,7 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "image_cache",
                     "params:evaluation",
                 ],
-                outputs="evaluation_results",
+                outputs=["evaluation_results", "evaluation_timings"],
                 name="evaluate_models",
             ),
             node(
@@ -53,6 +53,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:evaluation",
                     "params:references",
                     "params:ingestion",
+                    "evaluation_timings",
                 ],
                 outputs=[
                     "evaluation_metrics",
