@@ -237,7 +237,7 @@ class RobustConfig:
     consistency_center: bool = True
     # VICReg's anti-collapse terms (Bardes et al., ICLR 2022) on the projector output p(z̃) of
     # the online branch, inside each consistency term: variance = mean_j relu(1 - std_j),
-    # covariance = Σ_{i≠j} C_ij² / k. Off by default until measured on the default run (the
+    # covariance = Σ_{i≠j} C_ij² / k. Off in the model config; conf/base turns them on (the
     # centred 1 - cos term collapses there: every projection on one line within 300 steps;
     # the collapse statistics are logged every step, objectives.collapse_statistics).
     variance_weight: float = 0.0
