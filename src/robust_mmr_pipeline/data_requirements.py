@@ -45,14 +45,15 @@ from typing import Any
 
 import pandas as pd
 
+from robust_mmr_pipeline.tasks.registry import TASK_SPECS, TASKS
+
 logger = logging.getLogger(__name__)
 
-TASKS: tuple[str, ...] = ("vqa", "classification", "retrieval")
 CROSS_DOMAIN_SKIP = "cross_domain"
 # The namespace of the as_released fine-tuning + evaluation branch (pipelines/as_released).
 AS_RELEASED_NAMESPACE = "as_released"
 SKIPPABLE: tuple[str, ...] = (*TASKS, CROSS_DOMAIN_SKIP)
-TASK_TABLES = {"vqa": "vqa", "classification": "classification", "retrieval": "pairs"}
+TASK_TABLES = {name: spec.table for name, spec in TASK_SPECS.items()}
 # The stage-entry nodes checked against the manifests (by function name, so the namespaced
 # copies of the as_released branch and the ablation are checked too).
 STAGE_NODES: dict[str, str] = {
@@ -266,10 +267,11 @@ def _with(sources: list[ConfiguredSource], table: str, kinds: Iterable[str] = ()
 def _task_shortfall(
     task: str, stage: str, sources: list[ConfiguredSource], text_kinds: list[str]
 ) -> Shortfall | None:
-    table = TASK_TABLES[task]
+    spec = TASK_SPECS[task]
+    table = spec.table
     if _with(sources, table, text_kinds):
         return None
-    if task == "retrieval":
+    if spec.ranks:
         offered = sorted({k for s in sources if s.images for k in s.text_kinds})
         missing = (
             f"no configured source gives image-text pairs of finetune.text_kinds {text_kinds} "
@@ -281,8 +283,7 @@ def _task_shortfall(
         )
     else:
         missing = f"no configured source gives {table} rows with images"
-        adds = "a VQA source" if task == "vqa" else "a source with labels (csv label_column)"
-        fix = f"drop {task} from finetune.tasks, or add {adds}"
+        fix = f"drop {task} from finetune.tasks, or add {spec.source_hint}"
     fix += f" (or list {task} in requirements.skip_when_missing to skip it)"
     return Shortfall(stage, missing, fix, skip=task)
 
@@ -428,13 +429,15 @@ def manifest_shortfalls(
             frame = tables.get(task)
             if frame is None:
                 continue
-            if task == "retrieval":
+            # ranking tasks read the pairs table, of the configured text kinds only
+            of_kinds = task in TASK_SPECS and TASK_SPECS[task].ranks
+            if of_kinds:
                 frame = frame[frame["text_kind"].isin(kinds)]
             rows = frame[frame["protocol"] == protocol]
             counts = rows["split"].value_counts()
             lacking = [s for s in ("train", "val") if int(counts.get(s, 0)) < min_rows]
             if lacking:
-                what = "pairs of finetune.text_kinds " + str(kinds) if task == "retrieval" else ""
+                what = "pairs of finetune.text_kinds " + str(kinds) if of_kinds else ""
                 found.append(
                     Shortfall(
                         f"finetune task {task}",

@@ -34,6 +34,7 @@ from robust_mmr_pipeline.baselines.pixels import (
 )
 from robust_mmr_pipeline.baselines.registry import BASELINES
 from robust_mmr_pipeline.sources.answers import normalize_answer
+from robust_mmr_pipeline.tasks.registry import task_spec
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class FittedBaselines:
             return set()
         if name in ("question_prior", "text_tfidf"):
             return {"text"}
-        if name == "image_pixels" and self.task != "vqa":
+        if name == "image_pixels" and not task_spec(self.task).answers:
             return {"image"}
         return {"image", "text"}  # VQA pixels (per question), retrieval CCA
 
@@ -276,7 +277,8 @@ def fit_baselines(
     if unknown:
         raise ValueError(f"unknown {task} baseline(s) {unknown}; known: {BASELINES[task]}")
     fitted = FittedBaselines(task, chosen_names, seed=seed)
-    if task == "retrieval":
+    spec = task_spec(task)
+    if spec.ranks:
         if "tfidf_pixels_cca" in chosen_names:
             images = train.pixel_values(torch.arange(train.num_images))
             texts = list(train.texts)
@@ -302,7 +304,7 @@ def fit_baselines(
         model, c = _fit_walk(feats.tfidf, labels, val_feats.tfidf, labels_val, TEXT_C_GRID, seed)
         fitted.models["text_tfidf"], fitted.chosen["text_tfidf_C"] = model, c
     if "image_pixels" in chosen_names:
-        if task == "vqa":
+        if spec.answers:  # pixels per question (the question prior's keys)
             val = (val_feats.keys, val_feats.pixels,
                    shared_design(val_feats.pixels, val_feats.tfidf), labels_val)  # fmt: skip
             design = shared_design(feats.pixels, feats.tfidf)
@@ -325,8 +327,9 @@ def encode_task_labels(task: str, rows: pd.DataFrame, label_names: Sequence[str]
     from robust_mmr_pipeline.tasks.metrics import OOV_LABEL
 
     vocabulary: Mapping[str, int] = {name: i for i, name in enumerate(label_names)}
-    if task == "vqa":
-        values = [normalize_answer(a) for a in rows["answer"]]
+    spec = task_spec(task)
+    if spec.answers:
+        values = [normalize_answer(a) for a in rows[spec.label_column]]
     else:
-        values = [str(v) for v in rows["label"]]
+        values = [str(v) for v in rows[spec.label_column]]
     return np.array([vocabulary.get(v, OOV_LABEL) for v in values], dtype=np.int64)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robust_mmr_pipeline.recipes.finetune import TASK_NAMES, _dataset
+from robust_mmr_pipeline.tasks.registry import TASK_SPECS, task_spec
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def score_predictions(
 
     correct = (predictions == labels).astype(np.float64)
     domains = rows["domain"].astype(str).to_numpy() if "domain" in rows else None
-    if task == "vqa":
+    if TASK_SPECS[task].answers:
         assert answer_types is not None
         metrics = vqa_metrics(predictions, labels, answer_types, n_boot=n_boot, seed=seed)
         return metrics, EvaluationItems(correct=correct, domains=domains, closed=answer_types == 0)
@@ -129,14 +129,13 @@ class TaskEvaluator:
     ) -> None:
         from robust_mmr_pipeline.engine import ImageCache, load_model
 
-        if task not in TASK_NAMES:
-            raise ValueError(f"task must be one of {TASK_NAMES}, got {task!r}")
+        spec = task_spec(task)
         saved_tokenizer = None
         if model is None:
             model, saved_tokenizer, _info = load_model(checkpoint_dir)
         if getattr(model, "task", task) != task:
             raise ValueError(f"{checkpoint_dir} holds a {model.task!r} model, not {task!r}")
-        self.task = task
+        self.task, self.spec = task, spec
         self.model = model
         self.tokenizer = tokenizer if tokenizer is not None else saved_tokenizer
         if self.tokenizer is None:
@@ -156,7 +155,7 @@ class TaskEvaluator:
         if rows.empty:
             raise ValueError(f"no rows to evaluate the {self.task} model on")
         image_p, text_p = perturbation_pair(perturbation)
-        if self.task == "retrieval":
+        if self.spec.ranks:
             return RetrievalInputs.from_pairs(
                 rows,
                 self.cache,
@@ -168,7 +167,7 @@ class TaskEvaluator:
         return EvalInputs.from_rows(
             rows,
             self.cache,
-            text_column="question" if self.task == "vqa" else "text",
+            text_column=self.spec.text_column,
             image_perturbation=image_p,
             text_perturbation=text_p,
         )
@@ -176,9 +175,9 @@ class TaskEvaluator:
     def labels(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """Class indices of ``rows`` in the model's vocabulary (-100 outside it) and, for VQA,
         the answer-type ids (0 closed, 1 open)."""
-        dataset = _dataset(self.task, rows, self.cache, self.model.label_names)
+        dataset = self.spec.make_dataset(rows, self.cache, self.model.label_names)
         labels = np.asarray(dataset.labels, dtype=np.int64)
-        if self.task == "vqa":
+        if self.spec.answers:
             return labels, np.asarray(dataset.answer_types, dtype=np.int64)
         return labels, None
 
@@ -209,7 +208,7 @@ class TaskEvaluator:
         from robust_mmr_pipeline.tasks.retrieval import encode_inputs
 
         self.model.eval()
-        if self.task == "retrieval":
+        if self.spec.ranks:
             return encode_inputs(
                 self.model, inputs, batch_size=self.batch_size, like=like, perturbed=perturbed
             )
@@ -227,7 +226,7 @@ class TaskEvaluator:
         from robust_mmr_pipeline.tasks.retrieval import two_stage_search
 
         self.model.eval()
-        if self.task == "retrieval":
+        if self.spec.ranks:
             k = max(1, min(self.retrieval_k, inputs.num_images, inputs.num_texts))
             with torch.no_grad():
                 return two_stage_search(
@@ -242,7 +241,7 @@ class TaskEvaluator:
         """Metrics with bootstrap CIs and items of :meth:`predict`'s output on ``rows``."""
         from robust_mmr_pipeline.tasks import retrieval_metrics
 
-        if self.task == "retrieval":
+        if self.spec.ranks:
             metrics = retrieval_metrics(predicted, n_boot=self.n_boot, seed=self.seed)
             return metrics, _rank_items(predicted)
         return self.score_classes(rows, predicted)
@@ -312,6 +311,7 @@ class _BaselineScorer:
 
     def __init__(self, task: str, fitted: Any, reference: TaskEvaluator) -> None:
         self.task, self.fitted, self.reference = task, fitted, reference
+        self.spec = task_spec(task)
 
     def names_for(self, perturbed: str | None) -> list[str]:
         """The baselines a set perturbing ``perturbed`` (None: clean) tells anything about:
@@ -326,7 +326,7 @@ class _BaselineScorer:
         """``({name: predictions or RetrievalResult}, features)`` on ``inputs``; ``like``: the
         clean set's features (only the ``perturbed`` modality's part is recomputed)."""
         names = self.names_for(perturbed)
-        if self.task == "retrieval":
+        if self.spec.ranks:
             return {k: v for k, v in self.fitted.rank(inputs).items() if k in names}, None
         features = self.fitted.features(inputs, like, perturbed)
         return self.fitted.predict(inputs, features, names), features
@@ -336,7 +336,7 @@ class _BaselineScorer:
         from robust_mmr_pipeline.tasks import retrieval_metrics
 
         ref = self.reference
-        if self.task == "retrieval":
+        if self.spec.ranks:
             metrics = retrieval_metrics(predicted, n_boot=ref.n_boot, seed=ref.seed)
             return metrics, _rank_items(predicted)
         return ref.score_classes(rows, predicted)
@@ -426,9 +426,9 @@ def frozen_backbone_scorer(
 
     backbone, tokenizer, _info = load_model(checkpoint)
     backbone.eval()
-    if task == "retrieval":
+    if task_spec(task).ranks:
         torch.manual_seed(seed)  # a task-owned temperature, when the backbone has none
-        model = TaskModel.from_backbone(backbone, "retrieval").eval()
+        model = TaskModel.from_backbone(backbone, task).eval()
         evaluator = TaskEvaluator(
             task,
             checkpoint,
@@ -456,7 +456,7 @@ def fit_task_baselines(
     if names is not None:
         names = [name for name in names if name in BASELINES[task]]
     train_inputs = evaluator.inputs(train_rows)
-    if task == "retrieval":
+    if task_spec(task).ranks:
         fitted = fit_baselines(task, train_inputs, None, None, None, names=names, seed=seed)
     else:
         fitted = fit_baselines(

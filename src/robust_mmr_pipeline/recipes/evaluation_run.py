@@ -36,8 +36,9 @@ from robust_mmr_pipeline.recipes.evaluation_rows import (
     _metric_rows,
     _paired_rows,
 )
-from robust_mmr_pipeline.recipes.finetune import MAIN_METRIC, task_rows
+from robust_mmr_pipeline.recipes.finetune import task_rows
 from robust_mmr_pipeline.reporting.robustness import OURS, RESULT_COLUMNS
+from robust_mmr_pipeline.tasks.registry import MAIN_METRIC, task_spec
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +95,9 @@ def score_set(
     cache = SetCache()
     predicted: Predicted = {}
     shared = None
+    per_model = task_spec(task).ranks  # ranking inputs are tokenised per model
     for name, evaluator in evaluators.items():
-        if task == "retrieval":  # retrieval inputs are tokenised per model
+        if per_model:
             inputs = evaluator.inputs(test, perturbation)
         elif shared is not None:
             inputs = shared
@@ -104,7 +106,7 @@ def score_set(
             inputs = next(iter(clean.inputs.values())).perturbed(*perturbation_pair(perturbation))
         else:
             inputs = evaluator.inputs(test, perturbation)
-        shared = shared if shared is not None and task != "retrieval" else inputs
+        shared = shared if shared is not None and not per_model else inputs
         like = clean.encoded.get(name) if reuse and clean is not None else None
         encoded = evaluator.encode(inputs, like, perturbed if like is not None else None)
         cache.inputs[name], cache.encoded[name] = inputs, encoded

@@ -28,19 +28,10 @@ from typing import Any
 
 import pandas as pd
 
+from robust_mmr_pipeline.tasks.registry import task_spec
+
 logger = logging.getLogger(__name__)
 
-TASK_NAMES: tuple[str, ...] = ("vqa", "classification", "retrieval")
-SELECTION_METRIC: dict[str, str] = {
-    "vqa": "overall",
-    "classification": "accuracy",
-    "retrieval": "rsum",
-}
-MAIN_METRIC: dict[str, str] = {
-    "vqa": "overall",
-    "classification": "accuracy",
-    "retrieval": "t2i_r@1",
-}
 # task_options keys besides the TaskOptions fields.
 EXTRA_OPTIONS: dict[str, Any] = {
     "head_hidden_dim": None,  # classifier head width (None: the fused width, as M3AE)
@@ -110,28 +101,7 @@ def split_task_options(task_options: Mapping[str, Any] | None) -> tuple[Any, dic
 
 def task_vocabulary(task: str, train_rows: pd.DataFrame, min_count: int = 1) -> list[str]:
     """Class names in index order, from TRAIN rows only (empty for retrieval)."""
-    from robust_mmr_pipeline.tasks import answer_vocabulary, label_vocabulary
-
-    if task == "retrieval":
-        return []
-    if "split" in train_rows.columns and set(train_rows["split"].astype(str)) - {"train"}:
-        raise ValueError("the vocabulary must come from train rows only")
-    if task == "vqa":
-        vocab = answer_vocabulary(train_rows, min_count=min_count)
-    else:
-        vocab = label_vocabulary(train_rows)
-    return sorted(vocab, key=vocab.__getitem__)
-
-
-def _dataset(task: str, rows: pd.DataFrame, cache: Any, label_names: list[str] | tuple) -> Any:
-    from robust_mmr_pipeline.tasks import ClassificationDataset, RetrievalPairDataset, VQADataset
-
-    vocabulary = {name: index for index, name in enumerate(label_names)}
-    if task == "vqa":
-        return VQADataset(rows, cache, vocabulary)
-    if task == "classification":
-        return ClassificationDataset(rows, cache, vocabulary)
-    return RetrievalPairDataset(rows, cache)
+    return task_spec(task).vocabulary(train_rows, min_count)
 
 
 # --------------------------------------------------------------------------- fine-tuning
@@ -214,8 +184,7 @@ def finetune_task(
     from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
     from robust_mmr_pipeline.tasks import TaskCollator, TaskModel, select_best
 
-    if task not in TASK_NAMES:
-        raise ValueError(f"task must be one of {TASK_NAMES}, got {task!r}")
+    spec = task_spec(task)
     if "split" in val_rows.columns and set(val_rows["split"].astype(str)) - {"val"}:
         raise ValueError("model selection reads validation rows only (val_rows hold other splits)")
     if train_rows.empty or val_rows.empty:
@@ -249,7 +218,7 @@ def finetune_task(
     if tokenizer is None:
         raise ValueError("a tokenizer is needed (none given, none in the backbone checkpoint)")
     cache = ImageCache(cache_dir)
-    dataset = _dataset(task, train_rows, cache, label_names)
+    dataset = spec.make_dataset(train_rows, cache, label_names)
     max_length = int(model.backbone.config.text.max_length)
     probe = None
     if linear_probe_epochs > 0 and model.head is not None:
@@ -261,7 +230,7 @@ def finetune_task(
             torch.tensor(dataset.labels),
             cache,
             tokenizer,
-            text_column="question" if task == "vqa" else "text",
+            text_column=spec.text_column,
             epochs=linear_probe_epochs,
             lr=linear_probe_lr,
             weight_decay=config.weight_decay,
@@ -279,7 +248,7 @@ def finetune_task(
         retrieval_k=int(extras["retrieval_k"]),
         model=model,
     )
-    metric = SELECTION_METRIC[task]
+    metric = spec.selection_metric
     best = {"value": -math.inf, "step": -1}
     if (config.resume or config.resume_from) and best_root.exists():
         # a resumed run competes with the best checkpoint of the run it continues

@@ -35,8 +35,9 @@ from robust_mmr_pipeline.recipes.evaluate import (
 )
 from robust_mmr_pipeline.recipes.evaluation_rows import _ci, _mean_difference
 from robust_mmr_pipeline.recipes.evaluation_run import _score_all
-from robust_mmr_pipeline.recipes.finetune import MAIN_METRIC, task_rows
+from robust_mmr_pipeline.recipes.finetune import task_rows
 from robust_mmr_pipeline.reporting.robustness import OURS
+from robust_mmr_pipeline.tasks.registry import MAIN_METRIC, task_spec
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def evaluate_label_budgets(
     for label, budget in sorted(ours_budgets.items(), key=lambda kv: kv[1]["fraction"]):
         fraction = float(budget["fraction"])
         for task in budget["tasks"]:
-            if task == "retrieval":
+            if not task_spec(task).classifies:
                 continue  # budgets are a classifier-task protocol (VQA, classification)
             evaluators = {
                 name: TaskEvaluator(

@@ -48,6 +48,7 @@ class ProbeRows:
     ) -> ProbeRows:
         from robust_mmr_pipeline.recipes.finetune import task_rows
         from robust_mmr_pipeline.tasks.budgets import budget_rows
+        from robust_mmr_pipeline.tasks.registry import task_spec
 
         train = budget_rows(task_rows(table, protocol, "train"), fraction, seed)
         val = task_rows(table, protocol, "val")
@@ -57,9 +58,10 @@ class ProbeRows:
                 f"{protocol!r}, found {len(train)} / {len(val)}; set pretrain.watch.probe_task "
                 "to a task the sources label, or pretrain.watch.every: 0 to switch the watch off."
             )
-        if task == "vqa":
-            return cls(train, val, "question", "answer")
-        return cls(train, val, "text", "label")
+        spec = task_spec(task)
+        if spec.label_column is None:
+            raise ValueError(f"pretrain.watch.probe_task must be a classifier task, got {task!r}")
+        return cls(train, val, spec.text_column, spec.label_column)
 
 
 class PretrainWatch:

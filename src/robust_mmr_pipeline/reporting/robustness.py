@@ -33,6 +33,7 @@ import pandas as pd
 
 from robust_mmr_pipeline.baselines import BASELINE_LABELS
 from robust_mmr_pipeline.reporting.render import figure_to_base64, render
+from robust_mmr_pipeline.tasks.registry import MAIN_METRIC, TASK_SPECS
 
 OURS = "ours"
 FROZEN = "frozen_backbone"
@@ -61,18 +62,11 @@ SEVERITY_COLUMNS: tuple[str, ...] = (
     "ci_low",
     "ci_high",
 )
-MAIN_METRIC: dict[str, str] = {
-    "vqa": "overall",
-    "classification": "accuracy",
-    "retrieval": "t2i_r@1",
-}
 # Metrics shown in a task's headline card beside the main one.
-HEADLINE_EXTRA: dict[str, tuple[str, ...]] = {"vqa": ("closed",), "retrieval": ("t2i_r@10",)}
-TASK_TITLES: dict[str, str] = {
-    "vqa": "VQA",
-    "classification": "Classification",
-    "retrieval": "Retrieval",
+HEADLINE_EXTRA: dict[str, tuple[str, ...]] = {
+    name: spec.headline_extra for name, spec in TASK_SPECS.items() if spec.headline_extra
 }
+TASK_TITLES: dict[str, str] = {name: spec.title for name, spec in TASK_SPECS.items()}
 CONDITION_TITLES: dict[str, str] = {"in_domain": "in-domain", "cross_domain": "cross-domain"}
 RANK_METRICS: tuple[str, ...] = ("i2t_mean_rank", "t2i_mean_rank")
 
@@ -464,7 +458,8 @@ def validation_figure(histories: Mapping[str, Mapping[str, Sequence[Mapping[str,
             keys = [c for c in frame.columns if c.startswith("val/") and not c.endswith("_n")]
             if frame.empty or not keys:
                 continue
-            metric = {"vqa": "val/overall", "classification": "val/accuracy"}.get(task, "val/rsum")
+            spec = TASK_SPECS.get(task)
+            metric = f"val/{spec.selection_metric if spec else 'rsum'}"
             column = metric if metric in frame.columns else keys[0]
             ax.plot(frame["step"], frame[column], marker="o", ms=3, label=model_label(run))
             ax.set_ylabel(column)

@@ -9,69 +9,80 @@ full cross-encoder, :mod:`.metrics` / :mod:`.evaluation` compute the metrics wit
 CIs and the robustness summaries (drop, mCE, mean-rank degradation), :mod:`.selection`
 picks checkpoints on validation only.
 
-torchvision is made importable first: timm and transformers import it, and PyPI's CUDA wheel
-fails beside the CPU torch.
+The names below load on first use (PEP 562 ``__getattr__``): :mod:`.registry` is read when
+Kedro starts and must not pull torch in. torchvision is made importable first: timm and
+transformers import it, and PyPI's CUDA wheel fails beside the CPU torch.
 """
 
-from robust_mmr_pipeline._torchvision_compat import ensure_torchvision_importable
+from __future__ import annotations
 
-ensure_torchvision_importable()
+import importlib
+from typing import Any
 
-from robust_mmr_pipeline.tasks.config import (  # noqa: E402
-    TASKS,
-    TaskConfig,
-    TaskConfigError,
-    TaskOptions,
-)
-from robust_mmr_pipeline.tasks.data import (  # noqa: E402
-    ANSWER_TYPE_IDS,
-    ClassificationDataset,
-    ImagePerturbation,
-    RetrievalPairDataset,
-    TaskCollator,
-    TextPerturbation,
-    VQADataset,
-    answer_type_ids,
-    answer_vocabulary,
-    encode_labels,
-    label_vocabulary,
-)
-from robust_mmr_pipeline.tasks.evaluation import (  # noqa: E402
-    classification_metrics,
-    collect_predictions,
-    evaluate_classification,
-    evaluate_retrieval,
-    evaluate_vqa,
-    retrieval_metrics,
-    vqa_metrics,
-)
-from robust_mmr_pipeline.tasks.heads import ClassifierHead  # noqa: E402
-from robust_mmr_pipeline.tasks.metrics import (  # noqa: E402
-    OOV_LABEL,
-    ConfidenceInterval,
-    accuracy,
-    bootstrap_ci,
-    corruption_error,
-    macro_f1,
-    mean_corruption_error,
-    mean_rank_degradation,
-    performance_drop,
-    rank_metrics,
-    ranks_from_scores,
-    recall_at_k,
-    vqa_accuracy,
-)
-from robust_mmr_pipeline.tasks.model import TaskModel, TaskOutput  # noqa: E402
-from robust_mmr_pipeline.tasks.retrieval import (  # noqa: E402
-    ITMScorer,
-    RetrievalInputs,
-    RetrievalResult,
-    contrastive_search,
-    cross_encoder_search,
-    encode_inputs,
-    two_stage_search,
-)
-from robust_mmr_pipeline.tasks.selection import Selection, select_best  # noqa: E402
+# name -> the submodule defining it
+_EXPORTS: dict[str, str] = {
+    "TASKS": "registry",
+    "TaskConfig": "config",
+    "TaskConfigError": "config",
+    "TaskOptions": "config",
+    "ANSWER_TYPE_IDS": "data",
+    "ClassificationDataset": "data",
+    "ImagePerturbation": "data",
+    "RetrievalPairDataset": "data",
+    "TaskCollator": "data",
+    "TextPerturbation": "data",
+    "VQADataset": "data",
+    "answer_type_ids": "data",
+    "answer_vocabulary": "data",
+    "encode_labels": "data",
+    "label_vocabulary": "data",
+    "classification_metrics": "evaluation",
+    "collect_predictions": "evaluation",
+    "evaluate_classification": "evaluation",
+    "evaluate_retrieval": "evaluation",
+    "evaluate_vqa": "evaluation",
+    "retrieval_metrics": "evaluation",
+    "vqa_metrics": "evaluation",
+    "ClassifierHead": "heads",
+    "OOV_LABEL": "metrics",
+    "ConfidenceInterval": "metrics",
+    "accuracy": "metrics",
+    "bootstrap_ci": "metrics",
+    "corruption_error": "metrics",
+    "macro_f1": "metrics",
+    "mean_corruption_error": "metrics",
+    "mean_rank_degradation": "metrics",
+    "performance_drop": "metrics",
+    "rank_metrics": "metrics",
+    "ranks_from_scores": "metrics",
+    "recall_at_k": "metrics",
+    "vqa_accuracy": "metrics",
+    "TaskModel": "model",
+    "TaskOutput": "model",
+    "ITMScorer": "retrieval",
+    "RetrievalInputs": "retrieval",
+    "RetrievalResult": "retrieval",
+    "contrastive_search": "retrieval",
+    "cross_encoder_search": "retrieval",
+    "encode_inputs": "retrieval",
+    "two_stage_search": "retrieval",
+    "Selection": "selection",
+    "select_best": "selection",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if module != "registry":
+        from robust_mmr_pipeline._torchvision_compat import ensure_torchvision_importable
+
+        ensure_torchvision_importable()
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ANSWER_TYPE_IDS",

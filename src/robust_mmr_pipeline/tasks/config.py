@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from robust_mmr_pipeline.model import ModelConfig
+from robust_mmr_pipeline.tasks.registry import (
+    CLASSIFICATION_TASKS,
+    TASK_SPECS,
+    TASKS,
+    TaskName,
+)
 
-TASKS: tuple[str, ...] = ("vqa", "classification", "retrieval")
-CLASSIFICATION_TASKS: tuple[str, ...] = ("vqa", "classification")
 VQA_LOSSES: tuple[str, ...] = ("ce", "bce")
-
-TaskName = Literal["vqa", "classification", "retrieval"]
 
 
 class TaskConfigError(ValueError):
@@ -111,7 +113,7 @@ class TaskConfig:
             errors.append(f"num_classes must be an int >= 0, got {self.num_classes!r}")
         elif self.task in CLASSIFICATION_TASKS and self.num_classes < 1:
             errors.append(f"task {self.task!r} needs num_classes >= 1, got {self.num_classes}")
-        elif self.task == "retrieval" and self.num_classes != 0:
+        elif self.task in TASKS and TASK_SPECS[self.task].ranks and self.num_classes != 0:
             errors.append(
                 f"task 'retrieval' has no classes; num_classes must be 0, got {self.num_classes}"
             )
@@ -134,7 +136,8 @@ class TaskConfig:
         else:
             errors.extend(self.options.validate())
         if (
-            self.task == "retrieval"
+            self.task in TASKS
+            and TASK_SPECS[self.task].ranks
             and isinstance(self.backbone, ModelConfig)
             and not self.backbone.objectives.itm
         ):

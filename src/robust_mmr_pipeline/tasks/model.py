@@ -43,15 +43,10 @@ from robust_mmr_pipeline.engine.checkpoint import load_model
 from robust_mmr_pipeline.engine.optim import no_weight_decay
 from robust_mmr_pipeline.engine.registry import register_model_class
 from robust_mmr_pipeline.model import MMRModel, ModelConfig
-from robust_mmr_pipeline.tasks.config import (
-    CLASSIFICATION_TASKS,
-    TASKS,
-    TaskConfig,
-    TaskConfigError,
-    TaskOptions,
-)
+from robust_mmr_pipeline.tasks.config import TaskConfig, TaskConfigError, TaskOptions
 from robust_mmr_pipeline.tasks.heads import ClassifierHead
 from robust_mmr_pipeline.tasks.metrics import OOV_LABEL
+from robust_mmr_pipeline.tasks.registry import CLASSIFICATION_TASKS, TASK_SPECS, TASKS
 
 # Pre-training-only parts of MMRModel, removed from a task model's backbone (unless kept).
 PRETRAINING_ONLY: tuple[str, ...] = ("mim_decoder", "mlm_head", "dc_head", "mr_head")
@@ -75,15 +70,16 @@ class TaskOutput:
 
 def _prune_backbone(backbone: MMRModel, task: str) -> tuple[str, ...]:
     """Drop the backbone's sub-modules the task never uses; returns their names."""
+    ranks = TASK_SPECS[task].ranks
     names = list(PRETRAINING_ONLY)
-    if task != "retrieval":
+    if not ranks:
         names.extend(RETRIEVAL_PARTS)
     removed = []
     for name in names:
         if getattr(backbone, name, None) is not None:
             setattr(backbone, name, None)
             removed.append(name)
-    if task != "retrieval" and isinstance(getattr(backbone, "logit_scale", None), nn.Parameter):
+    if not ranks and isinstance(getattr(backbone, "logit_scale", None), nn.Parameter):
         backbone.logit_scale = None
         removed.append("logit_scale")
     return tuple(removed)
@@ -142,7 +138,7 @@ class TaskModel(nn.Module):
         if not self.options.keep_pretraining_heads:
             self.removed_parts = _prune_backbone(backbone, task)
         self.logit_scale: nn.Parameter | None = None
-        if task == "retrieval":
+        if TASK_SPECS[task].ranks:
             if getattr(backbone, "itm_head", None) is None:
                 raise TaskConfigError("task 'retrieval' needs a backbone with an ITM head")
             if not backbone.has_contrastive:
@@ -248,7 +244,7 @@ class TaskModel(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, batch: dict[str, Any], progress: float = 1.0) -> TaskOutput:
         """Task loss of one batch (``progress`` is accepted for the engine; unused)."""
-        if self.task == "retrieval":
+        if TASK_SPECS[self.task].ranks:
             return self._retrieval_step(batch)
         logits = self.predict(batch)
         labels = batch["labels"].long()
@@ -277,7 +273,7 @@ class TaskModel(nn.Module):
         if not bool(valid.any()):
             return logits.sum() * 0.0  # keeps the graph: every parameter gets a (zero) grad
         logits, labels = logits[valid].float(), labels[valid]
-        if self.task == "vqa" and self.options.vqa_loss == "bce":
+        if TASK_SPECS[self.task].answers and self.options.vqa_loss == "bce":
             target = F.one_hot(labels, logits.shape[-1]).float()
             return F.binary_cross_entropy_with_logits(logits, target) * logits.shape[-1]
         return F.cross_entropy(logits, labels, label_smoothing=self.options.label_smoothing)
@@ -341,7 +337,7 @@ class TaskModel(nn.Module):
         params: list[nn.Parameter] = []
         if self.head is not None:
             params.extend(self.head.parameters())
-        if self.task == "retrieval":
+        if TASK_SPECS[self.task].ranks:
             for name in RETRIEVAL_PARTS:
                 module = getattr(self.backbone, name, None)
                 if module is not None:

@@ -6,6 +6,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from robust_mmr_pipeline.tasks.registry import TASKS
+
 
 @dataclass
 class EvaluationParams:
@@ -48,7 +50,7 @@ class EvaluationParams:
         if not self.severities or any(not 1 <= int(s) <= 5 for s in self.severities):
             raise ValueError(f"severities must be a non-empty list in 1..5, got {self.severities}")
         if self.tasks is not None:
-            bad = sorted(set(self.tasks) - {"vqa", "classification", "retrieval"})
+            bad = sorted(set(self.tasks) - set(TASKS))
             if bad:
                 raise ValueError(f"unknown task(s) {bad}")
         if self.batch_size < 1 or self.n_boot < 0:

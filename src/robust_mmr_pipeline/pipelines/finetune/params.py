@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-TASK_NAMES = ("vqa", "classification", "retrieval")
+from robust_mmr_pipeline.tasks.registry import CLASSIFICATION_TASKS, TASKS
+
 FULL_BUDGET = 1.0
 
 
@@ -64,7 +65,7 @@ class FinetuneParams:
     and the main report rows use the full budget (always run).
     """
 
-    tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
     from_scratch: bool = False
     reference_from_scratch: bool = True
     protocol: str = "in_domain"
@@ -77,28 +78,28 @@ class FinetuneParams:
     log_to_mlflow: bool = True
     pretrained: PretrainedRecipe = field(default_factory=PretrainedRecipe)
     label_budgets: list[LabelBudget] = field(default_factory=list)
-    budget_tasks: list[str] = field(default_factory=lambda: ["vqa", "classification"])
+    budget_tasks: list[str] = field(default_factory=lambda: list(CLASSIFICATION_TASKS))
     budget_seed: int = 0
 
     def __post_init__(self) -> None:
         from robust_mmr_pipeline.engine import TrainerConfig
         from robust_mmr_pipeline.recipes.finetune import split_task_options
 
-        unknown = sorted(set(self.tasks) - set(TASK_NAMES))
+        unknown = sorted(set(self.tasks) - set(TASKS))
         if unknown or not self.tasks:
-            raise ValueError(f"tasks must be a non-empty subset of {TASK_NAMES}, got {self.tasks}")
+            raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"tasks are listed twice: {self.tasks}")
         for mapping, what in ((self.task_trainer, "task_trainer"), (self.task_options, "options")):
-            bad = sorted(set(mapping) - set(TASK_NAMES))
+            bad = sorted(set(mapping) - set(TASKS))
             if bad:
-                raise ValueError(f"{what} names unknown task(s) {bad}; tasks: {TASK_NAMES}")
+                raise ValueError(f"{what} names unknown task(s) {bad}; tasks: {TASKS}")
         fractions = [b.fraction for b in self.label_budgets]
         if len(set(fractions)) != len(fractions):
             raise ValueError(f"label_budgets repeat a fraction: {fractions}")
-        bad = sorted(set(self.budget_tasks) - set(TASK_NAMES))
+        bad = sorted(set(self.budget_tasks) - set(TASKS))
         if bad:
-            raise ValueError(f"budget_tasks names unknown task(s) {bad}; tasks: {TASK_NAMES}")
+            raise ValueError(f"budget_tasks names unknown task(s) {bad}; tasks: {TASKS}")
         for task in self.tasks:
             for budget in self.budgets_for(task):
                 for pretrained in (True, False):
