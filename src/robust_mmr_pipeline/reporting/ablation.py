@@ -28,12 +28,12 @@ import pandas as pd
 
 from robust_mmr_pipeline.reporting.render import figure_to_base64, render
 from robust_mmr_pipeline.reporting.robustness import (
-    MAIN_METRIC,
     TASK_TITLES,
     mce_against,
     ours,
     severity_table,
 )
+from robust_mmr_pipeline.tasks.registry import MAIN_METRIC
 
 HEADLINE_COLUMNS: tuple[str, ...] = ("setting", "seed", "task", "metric", "condition", "value")
 SUMMARY_COLUMNS: tuple[str, ...] = (

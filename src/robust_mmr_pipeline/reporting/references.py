@@ -323,7 +323,7 @@ def _task_card(table: pd.DataFrame, task: str, metric: str) -> dict[str, Any]:
 def benchmark_page(table: pd.DataFrame, references: pd.DataFrame, counts: str) -> dict[str, Any]:
     """The published-benchmark page as the shared template's context: a card per task (our
     best row beside the references), then one table per protocol, then the sources."""
-    from robust_mmr_pipeline.reporting.robustness import MAIN_METRIC
+    from robust_mmr_pipeline.tasks.registry import MAIN_METRIC
 
     meta = {
         "image-disjoint protocols": "in-domain and cross-domain: no image in two splits; the "
