@@ -30,7 +30,7 @@ from robust_mmr_pipeline.engine import (
     train,
 )
 from robust_mmr_pipeline.engine.checkpoint import NEXT_RUN_DIRNAME, REPLACED_FILE
-from robust_mmr_pipeline.engine.fault_injection import FAULT_KILL_AFTER_CHECKPOINT
+from robust_mmr_pipeline.engine.fault_injection import FAULT_KILL_AFTER_CHECKPOINT, FAULT_SIGNAL
 
 HERE = Path(__file__).resolve().parent
 
@@ -221,6 +221,13 @@ def test_bad_fault_injection_value_is_named(
 ) -> None:
     monkeypatch.setenv(FAULT_KILL_AFTER_CHECKPOINT, "after-two")
     with pytest.raises(TrainerConfigError, match=FAULT_KILL_AFTER_CHECKPOINT):
+        train(make_model(), RegressionDataset(n=16), _config(tmp_path, max_steps=2))
+
+
+def test_bad_fault_signal_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAULT_KILL_AFTER_CHECKPOINT, "2")
+    monkeypatch.setenv(FAULT_SIGNAL, "SIGHUP")
+    with pytest.raises(TrainerConfigError, match=FAULT_SIGNAL):
         train(make_model(), RegressionDataset(n=16), _config(tmp_path, max_steps=2))
 
 

@@ -4,8 +4,8 @@ that run's checkpoints and ``pretrain_checkpoint.json`` stay valid and fine-tuni
 from them. The interrupted run's MLflow run is recorded KILLED, not FINISHED. A replacement that
 finishes takes the earlier run's place and the manifest names it.
 
-"First checkpoint written" is seen on the file system (the replacement's ``step-00000002``
-folder appears), never guessed from a sleep.
+The signal comes from the trainer's fault-injection hook right after the replacement's
+``step-00000002`` checkpoint (``engine/fault_injection.py``): no polling, no sleep, no race.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -23,6 +22,7 @@ import pytest
 
 from robust_mmr_pipeline.engine import list_checkpoints, read_trainer_state, verify_checkpoint
 from robust_mmr_pipeline.engine.checkpoint import NEXT_RUN_DIRNAME, REPLACED_FILE
+from robust_mmr_pipeline.engine.fault_injection import FAULT_KILL_AFTER_CHECKPOINT, FAULT_SIGNAL
 from robust_mmr_pipeline.hooks import TAG_KILLED, TAG_PID
 
 RUN_DIR = Path("data/06_models/pretrain/robust_mmr")
@@ -35,7 +35,9 @@ ENDLESS = {
 }
 
 
-def _start_pretrain(project: Path, settings: dict[str, object]) -> subprocess.Popen:
+def _start_pretrain(
+    project: Path, settings: dict[str, object], fault: dict[str, str] | None = None
+) -> subprocess.Popen:
     kedro = str(Path(sys.executable).with_name("kedro"))
     command = [kedro, "run", "--pipelines", "pretrain", "--env", "test", "--params"]
     command.append(",".join(f"{key}={value}" for key, value in settings.items()))
@@ -46,23 +48,10 @@ def _start_pretrain(project: Path, settings: dict[str, object]) -> subprocess.Po
     return subprocess.Popen(
         [sys.executable, "-c", restore, *command],
         cwd=project,
-        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        env={**os.environ, "PYTHONPATH": str(project / "src"), **(fault or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, limit_s: float = 900) -> None:
-    """Poll the file system until ``path`` exists (the process must still be running)."""
-    deadline = time.monotonic() + limit_s
-    while not path.exists():
-        if proc.poll() is not None:
-            output = proc.communicate()[0].decode(errors="replace")
-            pytest.fail(f"the run ended before writing {path}:\n{output[-4000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"{path} did not appear within {limit_s} s")
-        time.sleep(0.05)
 
 
 def _finished_run(project: Path) -> tuple[dict, list[str]]:
@@ -84,13 +73,12 @@ def test_an_interrupted_rerun_keeps_the_finished_run(
     chosen = Path(manifest["checkpoint"])  # the step the validation watch chose (best/)
     saved_at = read_trainer_state(project / final)["saved_at"]
 
-    proc = _start_pretrain(project, ENDLESS)
+    # the replacement signals itself right after its first checkpoint (step 2)
+    fault = {FAULT_KILL_AFTER_CHECKPOINT: "2", FAULT_SIGNAL: stop.name}
+    proc = _start_pretrain(project, ENDLESS, fault)
+    output = proc.communicate(timeout=900)[0].decode(errors="replace")
     first = project / RUN_DIR / NEXT_RUN_DIRNAME / "checkpoints" / "step-00000002"
-    _wait_for(first, proc)
-    # the replacement has its first checkpoint; the finished run is untouched so far
-    assert _finished_run(project) == (manifest, folders)
-    proc.send_signal(stop)
-    output = proc.communicate(timeout=600)[0].decode(errors="replace")
+    assert first.is_dir(), output[-4000:]  # it was stopped after its first checkpoint
     if stop == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL, output[-4000:]
     else:
