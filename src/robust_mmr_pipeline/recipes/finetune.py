@@ -63,6 +63,7 @@ class FinetuneSummary:
     train_time_s: float = 0.0
     from_scratch: bool = False
     linear_probe: dict[str, float] | None = None
+    wise_ft: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -148,6 +149,7 @@ def finetune_task(
     log_prefix: str | None = None,
     linear_probe_epochs: int = 0,
     linear_probe_lr: float = 1e-3,
+    wise_ft_alphas: tuple[float, ...] = (),
 ) -> FinetuneSummary:
     """Fine-tune ``task`` on ``train_rows``, select the best step on ``val_rows``.
 
@@ -156,6 +158,11 @@ def finetune_task(
     train rows
     (:mod:`robust_mmr_pipeline.tasks.probe`), and the probed model competes in model
     selection as step 0 before every layer is fine-tuned.
+
+    ``wise_ft_alphas`` (a pre-trained backbone only): after training, the best checkpoint is
+    interpolated back towards the model fine-tuning started from (WiSE-FT,
+    :mod:`robust_mmr_pipeline.tasks.wise_ft`) at each alpha, and the interpolant with the best
+    validation metric replaces it (the fine-tuned model, alpha 1, wins ties).
 
     ``backbone_checkpoint``: a pre-training (or task) checkpoint whose backbone initialises the
     model; None builds the backbone from ``model_config`` with random weights (the
@@ -238,6 +245,11 @@ def finetune_task(
             seed=config.seed,
         )
         config = dataclasses.replace(config, eval_at_start=True)
+    wise_start = None
+    if wise_ft_alphas and backbone_checkpoint:
+        from robust_mmr_pipeline.tasks.wise_ft import snapshot
+
+        wise_start = snapshot(model)  # the pre-trained backbone and its probed head
     evaluator = TaskEvaluator(
         task,
         "",
@@ -284,11 +296,24 @@ def finetune_task(
         raise RuntimeError(
             f"best validation step {selection.step} disagrees with the saved best {best['step']}"
         )
-    target.publish()
-    checkpoint = target.final_path(checkpoint)
     val_metrics = {
         k.removeprefix("val/"): float(v) for k, v in selection.record.items() if k != "step"
     }
+    wise = None
+    if wise_start is not None:
+        wise, chosen = _wise_ft(model, wise_start, wise_ft_alphas, checkpoint, evaluator, val_rows)
+        if chosen is not None:  # an interpolant beat the fine-tuned model on validation
+            val_metrics = chosen
+            save_best(
+                best_root,
+                int(selection.step),
+                model,
+                {"val": chosen, "wise_ft_alpha": wise["alpha"]},
+                tokenizer,
+                True,
+            )
+    target.publish()
+    checkpoint = target.final_path(checkpoint)
     return FinetuneSummary(
         task=task,
         checkpoint=str(checkpoint),
@@ -302,7 +327,41 @@ def finetune_task(
         train_time_s=float(result.train_time_s),
         from_scratch=not backbone_checkpoint,
         linear_probe=dataclasses.asdict(probe) if probe is not None else None,
+        wise_ft=wise,
     )
+
+
+def _wise_ft(
+    model: Any,
+    start: Mapping[str, Any],
+    alphas: tuple[float, ...],
+    checkpoint: Path,
+    evaluator: Any,
+    val_rows: pd.DataFrame,
+) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """WiSE-FT on the best checkpoint: ``({"alpha", "val": {alpha: metric}}, the chosen
+    interpolant's validation metrics or None when the fine-tuned model stays)``; ``model``
+    ends holding the chosen weights."""
+    from robust_mmr_pipeline.engine.checkpoint import load_model_weights
+    from robust_mmr_pipeline.tasks.wise_ft import choose_alpha
+
+    load_model_weights(model, checkpoint)
+
+    def evaluate(net: Any) -> dict[str, float]:
+        evaluator.model = net
+        return evaluator.evaluate(val_rows)[0]
+
+    metric = task_spec(evaluator.task).selection_metric
+    choice = choose_alpha(model, start, alphas, evaluate, metric)
+    curve = choice.curve()
+    logger.info(
+        "WiSE-FT (%s on validation): %s -> alpha %g.",
+        metric,
+        ", ".join(f"{a}: {v:.4f}" for a, v in curve.items()),
+        choice.alpha,
+    )
+    chosen = choice.values[choice.alpha] if choice.alpha != 1.0 else None
+    return {"alpha": choice.alpha, "val": curve}, chosen
 
 
 def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = None) -> Any:
@@ -443,6 +502,7 @@ def finetune_all(
                 log_prefix=prefix if fraction >= 1.0 else f"{prefix}/budget_{100 * fraction:g}pct",
                 linear_probe_epochs=params.pretrained.linear_probe_epochs if pretrained else 0,
                 linear_probe_lr=params.pretrained.linear_probe_lr,
+                wise_ft_alphas=tuple(params.pretrained.wise_ft_alphas) if pretrained else (),
             )
             entry = summary.as_dict()
             entry["retrieval_k"] = split_task_options(params.task_options.get(task))[1][

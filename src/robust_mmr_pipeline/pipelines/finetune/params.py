@@ -32,15 +32,20 @@ class PretrainedRecipe:
     decay); ``linear_probe_epochs`` > 0 is LP-FT: the head is fitted on frozen features for that
     many epochs first, at ``linear_probe_lr`` (0: plain fine-tuning). ``plain_ft_reference``:
     also fine-tune the pre-trained backbone with the from-scratch recipe (the "plain FT" row of
-    the report) at the budgets listed there.
+    the report) at the budgets listed there. ``wise_ft_alphas``: WiSE-FT, the fine-tuned
+    weights interpolated back towards the LP start at these alphas, the best on validation kept
+    (the fine-tuned model, alpha 1, always competes; [] turns it off).
     """
 
     trainer: dict[str, Any] = field(default_factory=dict)
     linear_probe_epochs: int = 0
     linear_probe_lr: float = 1e-3
     plain_ft_reference: list[float] = field(default_factory=list)
+    wise_ft_alphas: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if any(not 0.0 <= a <= 1.0 for a in self.wise_ft_alphas):
+            raise ValueError(f"wise_ft_alphas must lie in [0, 1], got {self.wise_ft_alphas}")
         if self.linear_probe_epochs < 0:
             raise ValueError(f"linear_probe_epochs must be >= 0, got {self.linear_probe_epochs}")
         if not self.linear_probe_lr > 0:
