@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from robust_mmr_pipeline.pipelines.ablation.grid import NO_PRETRAINING
+from robust_mmr_pipeline.typed_config import config
 
 
 def merged(base: Mapping[str, Any] | None, update: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -17,7 +18,7 @@ def merged(base: Mapping[str, Any] | None, update: Mapping[str, Any] | None) -> 
     return OmegaConf.to_container(merged_conf, resolve=True)  # type: ignore[return-value]
 
 
-@dataclass
+@config
 class AblationParams:
     """How every ablation run differs from the main pipelines' parameters.
 

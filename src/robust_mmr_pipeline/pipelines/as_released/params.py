@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from robust_mmr_pipeline.typed_config import config
 
 PROTOCOL = "as_released"
 
@@ -20,7 +22,7 @@ def _merged(base: Mapping[str, Any] | None, override: Mapping[str, Any]) -> dict
     return out
 
 
-@dataclass
+@config
 class AsReleasedParams:
     """The as_released branch: the main fine-tuning and evaluation, on the ``as_released``
     protocol (domain_split.as_released), with these overrides merged over

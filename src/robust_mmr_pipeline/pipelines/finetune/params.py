@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from robust_mmr_pipeline.tasks.registry import CLASSIFICATION_TASKS, TASKS
+from robust_mmr_pipeline.typed_config import config
 
 FULL_BUDGET = 1.0
 
 
-@dataclass
+@config
 class LabelBudget:
     """One label budget: ``fraction`` of the labeled train rows (nested subsets, the same rows
     for every model; tasks/budgets.py) and ``trainer`` overrides for it (a tenth of the rows
@@ -24,7 +25,7 @@ class LabelBudget:
             raise ValueError(f"a label budget fraction must lie in (0, 1], got {self.fraction}")
 
 
-@dataclass
+@config
 class PretrainedRecipe:
     """How a PRE-TRAINED backbone is fine-tuned (the from-scratch reference keeps ``trainer``).
 
@@ -47,7 +48,7 @@ class PretrainedRecipe:
             raise ValueError(f"linear_probe_lr must be > 0, got {self.linear_probe_lr}")
 
 
-@dataclass
+@config
 class FinetuneParams:
     """Fine-tuning of every task in ``tasks`` on ``protocol``'s train split, selected on val.
 

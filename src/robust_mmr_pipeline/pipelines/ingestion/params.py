@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
+from robust_mmr_pipeline.typed_config import config
 
 
-@dataclass
+@config
 class SourceSpec:
     """One dataset to ingest.
 
@@ -43,7 +44,7 @@ class SourceSpec:
             )
 
 
-@dataclass
+@config
 class IngestionParams:
     sources: list[SourceSpec]
     # raise: a bad record stops the run with a message naming file, record and fix;

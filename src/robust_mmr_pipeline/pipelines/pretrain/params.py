@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
+from robust_mmr_pipeline.typed_config import config
 
-@dataclass
+
+@config
 class TokenizerParams:
     vocab_size: int = 4096
     min_frequency: int = 2
 
 
-@dataclass
+@config
 class ImageCacheParams:
     cache_dir: str = "data/04_feature/image_cache"
     resize_mode: Literal["pad", "crop", "stretch"] = "pad"
     workers: int = 0  # >1: decode with a process pool
 
 
-@dataclass
+@config
 class WatchParams:
     """Pre-training watched on validation (recipes/pretrain_watch.py): every ``every`` steps
     (0: off) and at the end, the held-out losses on up to ``max_val_pairs`` val pairs of the
@@ -43,7 +45,7 @@ class WatchParams:
             )
 
 
-@dataclass
+@config
 class PretrainParams:
     """One pre-training run.
 

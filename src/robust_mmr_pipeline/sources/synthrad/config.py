@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, field, fields
 from typing import Any
 
 from robust_mmr_pipeline.sources.synthrad.catalog import FAMILIES
 from robust_mmr_pipeline.sources.synthrad.styles import STYLE_NAMES
+from robust_mmr_pipeline.typed_config import config
 
 NOISE_TYPES: tuple[str, ...] = ("gaussian", "poisson", "speckle")
 # Which modalities each artefact affects: a grid is an X-ray device, rings and streaks are CT
@@ -34,7 +35,7 @@ def _number(value: object, name: str, owner: str) -> float:
     return float(value)
 
 
-@dataclass
+@config
 class SiteConfig:
     """One acquisition site: its image signature and its reporting style.
 
@@ -191,7 +192,7 @@ def default_sites() -> list[SiteConfig]:
     ]
 
 
-@dataclass
+@config
 class SynthRadConfig:
     """The whole SynthRad cohort. Study ``i`` depends only on ``(seed, i)`` and the other fields
     except ``n_studies``, so growing ``n_studies`` keeps the first studies (and their splits).
