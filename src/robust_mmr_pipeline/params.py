@@ -16,9 +16,25 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from robust_mmr_pipeline.typed_config import ParameterError, parse
+from robust_mmr_pipeline.typed_config import ParameterError, lazy_overrides, parse
 
-__all__ = ["PARAM_SCHEMAS", "ParameterError", "check_sections", "parse", "validate_sections"]
+__all__ = [
+    "PARAM_SCHEMAS",
+    "ModelOverrides",
+    "ParameterError",
+    "TaskOptionsOverrides",
+    "TrainerOverrides",
+    "check_sections",
+    "parse",
+    "validate_sections",
+]
+
+# Partial overrides typed by the config they are merged into (``pretrain.model``,
+# ``finetune.trainer``, ``finetune.task_options.vqa``, ...). Imported on first use: the model
+# and engine packages import torch, which listing the pipelines must not.
+ModelOverrides = lazy_overrides("robust_mmr_pipeline.model.config:ModelConfig")
+TrainerOverrides = lazy_overrides("robust_mmr_pipeline.engine.config:TrainerConfig")
+TaskOptionsOverrides = lazy_overrides("robust_mmr_pipeline.tasks.config:TaskRunOptions")
 
 # params section -> "module:DataclassName" of its typed config (imported lazily: the pretrain
 # config pulls in the model package, which light pipelines and Kedro-Viz must not pay for).

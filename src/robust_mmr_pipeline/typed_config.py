@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import difflib
 import functools
+import importlib
 import os
 import types
 import typing
@@ -23,12 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 import pydantic.dataclasses
-from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, PlainValidator, TypeAdapter, ValidationError
 from typing_extensions import TypedDict, is_typeddict
 
 T = TypeVar("T")
 
 FORBID = ConfigDict(extra="forbid")
+_PREFIX = "Invalid parameters in params:"
 
 
 class ParameterError(ValueError):
@@ -60,7 +62,7 @@ def config(cls: Any = None, *, frozen: bool = False) -> Any:
             try:
                 init(self, *args, **kwargs)
             except ValidationError as exc:
-                raise error_from(exc, built.__name__, built, fix="") from None
+                raise error_from(exc, built.__name__, built, "", prefix="Invalid ") from None
 
         built.__init__ = __init__  # type: ignore[method-assign]
         return built  # type: ignore[return-value]
@@ -82,6 +84,30 @@ def overrides_of(cls: type) -> Any:
     partial: Any = TypedDict(f"{cls.__name__}Overrides", fields, total=False)  # type: ignore[operator]
     partial.__pydantic_config__ = FORBID
     return partial
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lazy:
+    """``Annotated`` marker: a partial override of the config class ``target`` (module:Class)."""
+
+    target: str
+
+    def config_class(self) -> type:
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+def lazy_overrides(target: str) -> Any:
+    """The type of a partial override of the config ``target`` ("module:Class"), imported on
+    first validation: a section that must stay light (no torch when Kedro lists pipelines)
+    still types ``pretrain.model`` by the model's config. Its errors keep their key paths."""
+    marker = _Lazy(target)
+
+    def check(value: Any) -> Any:
+        adapter = _adapter(overrides_of(marker.config_class()))
+        return adapter.dump_python(adapter.validate_python(value))  # plain dicts, merged later
+
+    return Annotated[dict[str, Any], PlainValidator(check), marker]
 
 
 def _is_config(tp: Any) -> bool:
@@ -107,21 +133,32 @@ def parse(cls: type[T], data: Mapping[str, Any] | None, section: str, fix: str |
         raise error_from(exc, section, cls, fix) from None
 
 
-def error_from(exc: ValidationError, section: str, root: Any, fix: str | None) -> ParameterError:
+def error_from(
+    exc: ValidationError, section: str, root: Any, fix: str | None, prefix: str = _PREFIX
+) -> ParameterError:
     """pydantic's errors as one :class:`ParameterError` paragraph (no input dump, no URL)."""
-    for error in exc.errors():
-        inner = (error.get("ctx") or {}).get("error")
-        if isinstance(inner, ParameterError):  # a nested config already said it all
-            return inner
     if fix is None:
         fix = f"Fix it in conf/<env>/parameters_{section.partition('.')[0]}.yml or your --params."
+    for error in exc.errors():
+        inner = (error.get("ctx") or {}).get("error")
+        if isinstance(inner, ParameterError):  # raised by a nested config's own checks
+            if getattr(inner, "located", False) or prefix != _PREFIX:
+                return inner  # it says where already, or it is a direct construction
+            where = _dotted(section, error.get("loc", ()))
+            return _located(f"{prefix}{where}: {str(inner).rstrip('.')}. {fix}")
     problems = "; ".join(_problem(error, section, root) for error in exc.errors())
-    return ParameterError(f"Invalid parameters in params:{section}: {problems}. {fix}".strip())
+    return _located(f"{prefix}{section}: {problems}. {fix}")
+
+
+def _located(message: str) -> ParameterError:
+    error = ParameterError(message.strip())
+    error.located = True  # type: ignore[attr-defined]  # says where: outer configs keep it
+    return error
 
 
 def _problem(error: Mapping[str, Any], section: str, root: Any) -> str:
     loc = tuple(error.get("loc", ()))
-    path = ".".join([section, *(str(part) for part in loc)])
+    path = _dotted(section, loc)
     if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         allowed = _keys_at(root, loc[:-1])
         hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
@@ -135,10 +172,16 @@ def _problem(error: Mapping[str, Any], section: str, root: Any) -> str:
     return f"{path} = {shown}: {message}"
 
 
+def _dotted(section: str, loc: Sequence[Any]) -> str:
+    """``section.key.sub[0].leaf``: keys joined by dots, list positions in brackets."""
+    return section + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+
+
 def _unwrap(tp: Any) -> Any:
     """``tp`` without ``Annotated`` and ``| None``: the part that has keys or items."""
     while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
+        lazy = [m for m in tp.__metadata__ if isinstance(m, _Lazy)]
+        tp = overrides_of(lazy[0].config_class()) if lazy else typing.get_args(tp)[0]
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _unwrap(args[0]) if len(args) == 1 else tp

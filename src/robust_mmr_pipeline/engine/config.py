@@ -120,9 +120,11 @@ class TrainerConfig:
         self.validate()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainerConfig:
-        """Build from a plain mapping (e.g. Kedro ``params:``); unknown keys are an error."""
-        return parse(cls, data, "trainer", fix="Fix: correct it (the fields are listed above).")
+    def from_dict(cls, data: dict[str, Any], section: str = "trainer") -> TrainerConfig:
+        """Build from a plain mapping (e.g. Kedro ``params:``); unknown keys are an error
+        naming the key under ``section`` (``pretrain.trainer``: the fix names that file)."""
+        fix = "Fix: correct it (see robust_mmr_pipeline/engine/config.py)."
+        return parse(cls, data, section, fix=fix if section == "trainer" else None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (tuples become lists)."""

@@ -249,9 +249,10 @@ class ModelConfig:
         return _to_jsonable(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
-        return parse(cls, data, "model", fix=_FIX)
+    def from_dict(cls, data: dict[str, Any], section: str = "model") -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError` naming the key
+        under ``section`` (``pretrain.model``: the fix names that parameters file)."""
+        return parse(cls, data, section, fix=_FIX if section == "model" else None)
 
 
 def _to_jsonable(value: Any) -> Any:

@@ -58,7 +58,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def apply_preset(
-    name: str, overrides: dict[str, Any] | None = None, size: str = "small"
+    name: str, overrides: dict[str, Any] | None = None, size: str = "small", section: str = "model"
 ) -> ModelConfig:
     """Build a validated :class:`ModelConfig`: defaults -> size -> preset -> overrides.
 
@@ -73,4 +73,4 @@ def apply_preset(
     data = deep_merge(data, SIZES[size])
     data = deep_merge(data, PRESETS[name])
     data["preset"] = name
-    return ModelConfig.from_dict(deep_merge(data, overrides or {}))
+    return ModelConfig.from_dict(deep_merge(data, overrides or {}), section)

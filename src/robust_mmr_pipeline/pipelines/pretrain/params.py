@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any, Literal
 
-from robust_mmr_pipeline.typed_config import config
+from robust_mmr_pipeline.typed_config import config, lazy_overrides
+
+# Partial overrides of the model / trainer configs, typed by them (imported on first use: the
+# model and engine packages import torch, which listing the pipelines must not).
+ModelOverrides = lazy_overrides("robust_mmr_pipeline.model.config:ModelConfig")
+TrainerOverrides = lazy_overrides("robust_mmr_pipeline.engine.config:TrainerConfig")
 
 
 @config
@@ -60,8 +65,8 @@ class PretrainParams:
     size: str = "small"
     protocol: str = "pretrain"
     text_kinds: list[str] = field(default_factory=lambda: ["report", "caption"])
-    model: dict[str, Any] = field(default_factory=dict)
-    trainer: dict[str, Any] = field(default_factory=dict)
+    model: ModelOverrides = field(default_factory=dict)
+    trainer: TrainerOverrides = field(default_factory=dict)
     tokenizer: TokenizerParams = field(default_factory=TokenizerParams)
     image_cache: ImageCacheParams = field(default_factory=ImageCacheParams)
     output_dir: str = "data/06_models/pretrain"
@@ -70,14 +75,13 @@ class PretrainParams:
     watch: WatchParams = field(default_factory=WatchParams)
 
     def __post_init__(self) -> None:
-        # Building the configs validates every field name and value before the run starts.
+        # Keys and types are checked by the field types; building the configs checks how the
+        # values go together (e.g. widths divisible by the number of heads) before the run.
         from robust_mmr_pipeline.engine import TrainerConfig
         from robust_mmr_pipeline.model import apply_preset
 
-        apply_preset(self.preset, self.model, size=self.size)
-        trainer = TrainerConfig.from_dict({**self.trainer, "output_dir": self.output_dir})
-        # Keep the user's keys, with the values as the trainer reads them (e.g. a YAML `no`).
-        self.trainer = {key: trainer.to_dict()[key] for key in self.trainer}
+        apply_preset(self.preset, self.model, size=self.size, section="pretrain.model")
+        TrainerConfig.from_dict({**self.trainer, "output_dir": self.output_dir}, "pretrain.trainer")
 
     @property
     def run_dir(self) -> str:
