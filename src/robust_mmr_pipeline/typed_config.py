@@ -165,8 +165,12 @@ def _problem(error: Mapping[str, Any], section: str, root: Any) -> str:
         maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
         return f"unknown key '{path}'{maybe} (allowed there: {', '.join(allowed)})"
     message = str(error["msg"]).removeprefix("Value error, ").rstrip(".")
-    if error["type"] == "value_error" or error["type"] == "missing":
+    if error["type"] == "value_error" and not loc:
+        return message  # a check of the whole section: the header names it
+    if error["type"] in ("value_error", "missing"):
         return f"{path}: {message}"
+    if loc and loc[-1] == "[key]":  # a mapping key outside its vocabulary
+        return f"{_dotted(section, loc[:-2])}: key {error.get('input')!r}: {message}"
     shown = repr(error.get("input"))
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return f"{path} = {shown}: {message}"
