@@ -119,18 +119,25 @@ def _adapter(cls: Any) -> TypeAdapter[Any]:
     return TypeAdapter(cls)
 
 
-def parse(cls: type[T], data: Mapping[str, Any] | None, section: str, fix: str | None = None) -> T:
+def parse(
+    cls: type[T],
+    data: Mapping[str, Any] | None,
+    section: str,
+    fix: str | None = None,
+    prefix: str = _PREFIX,
+) -> T:
     """Build ``cls`` from a mapping, raising :class:`ParameterError` naming the bad keys.
 
     ``section`` prefixes every key path (``pretrain`` -> ``pretrain.trainer.max_steps``);
-    ``fix`` says where to correct it (default: the section's parameters file or ``--params``).
+    ``fix`` says where to correct it (default: the section's parameters file or ``--params``);
+    ``prefix`` starts the message (default: "Invalid parameters in params:").
     """
     if _is_config(cls) and isinstance(data, cls):
         return data
     try:
         return _adapter(cls).validate_python({} if data is None else data)
     except ValidationError as exc:
-        raise error_from(exc, section, cls, fix) from None
+        raise error_from(exc, section, cls, fix, prefix) from None
 
 
 def error_from(
