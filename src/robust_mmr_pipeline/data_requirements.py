@@ -46,6 +46,7 @@ from typing import Any
 import pandas as pd
 
 from robust_mmr_pipeline.tasks.registry import TASK_SPECS, TASKS
+from robust_mmr_pipeline.typed_config import config
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class DataRequirementsError(ValueError):
     """A stage of the run lacks the data it needs; the message names stage, data and fix."""
 
 
-@dataclass
+@config
 class RequirementsParams:
     """``params:requirements``: how many rows a stage needs, and which stages may be skipped
     when their data is missing.

@@ -83,7 +83,7 @@ def test_selection_refuses_test_rows_and_unknown_options(synthrad: dict, tmp_pat
     args = (synthrad["cache"], synthrad["tokenizer"], None, synthrad["config"])
     with pytest.raises(ValueError, match="validation rows only"):
         recipe.finetune_task("vqa", train, leaked, *args, {}, TRAINER, str(tmp_path / "a"))
-    with pytest.raises(ValueError, match="unknown task option"):
+    with pytest.raises(ValueError, match=r"unknown key 'finetune\.task_options\.vqa\.vqa_los'"):
         recipe.finetune_task(
             "vqa", train, vqa[vqa["split"] == "val"], *args, {"vqa_los": "ce"}, TRAINER,
             str(tmp_path / "b"),

@@ -32,15 +32,6 @@ from robust_mmr_pipeline.tasks.registry import task_spec
 
 logger = logging.getLogger(__name__)
 
-# task_options keys besides the TaskOptions fields.
-EXTRA_OPTIONS: dict[str, Any] = {
-    "head_hidden_dim": None,  # classifier head width (None: the fused width, as M3AE)
-    "head_dropout": 0.0,
-    "answer_min_count": 1,  # VQA: answers seen fewer times in train are out of vocabulary
-    "retrieval_k": 16,  # retrieval: contrastive top-k re-ranked by the ITM head
-    "eval_batch_size": 64,
-}
-
 
 @dataclass(frozen=True)
 class FinetuneSummary:
@@ -81,23 +72,14 @@ def task_rows(table: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
-def split_task_options(task_options: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-    """``(TaskOptions, extras)`` from one mapping; unknown keys raise naming the allowed ones."""
-    from robust_mmr_pipeline.tasks import TaskOptions
+def split_task_options(
+    task_options: Mapping[str, Any] | None, section: str = "finetune.task_options"
+) -> tuple[Any, dict[str, Any]]:
+    """``(TaskOptions, run settings)`` of one ``finetune.task_options.<task>`` mapping."""
+    from robust_mmr_pipeline.tasks.config import TaskRunOptions
+    from robust_mmr_pipeline.typed_config import parse
 
-    data = dict(task_options or {})
-    names = {f.name for f in dataclasses.fields(TaskOptions)}
-    unknown = sorted(set(data) - names - set(EXTRA_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown task option(s) {unknown}; allowed: {sorted(names | set(EXTRA_OPTIONS))}"
-        )
-    options = TaskOptions(**{k: v for k, v in data.items() if k in names})
-    errors = options.validate()
-    if errors:
-        raise ValueError("invalid task options:\n  " + "\n  ".join(errors))
-    extras = {**EXTRA_OPTIONS, **{k: v for k, v in data.items() if k in EXTRA_OPTIONS}}
-    return options, extras
+    return parse(TaskRunOptions, task_options, section).split()
 
 
 def task_vocabulary(task: str, train_rows: pd.DataFrame, min_count: int = 1) -> list[str]:
@@ -198,7 +180,7 @@ def finetune_task(
         raise ValueError(
             f"task {task!r}: {len(train_rows)} train and {len(val_rows)} val rows; both are needed"
         )
-    options, extras = split_task_options(task_options)
+    options, extras = split_task_options(task_options, f"finetune.task_options.{task}")
     label_names = task_vocabulary(task, train_rows, int(extras["answer_min_count"]))
     config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
     # An earlier run's checkpoints and best/ stay untouched until this run has finished.
@@ -372,7 +354,7 @@ def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = N
     from robust_mmr_pipeline.engine import resolve_checkpoint
     from robust_mmr_pipeline.engine.checkpoint import read_model_meta
     from robust_mmr_pipeline.model import ModelConfig
-    from robust_mmr_pipeline.model.presets import deep_merge
+    from robust_mmr_pipeline.typed_config import deep_merge
 
     config = read_model_meta(resolve_checkpoint(checkpoint_dir))["config"]
     if "backbone" in config and "task" in config:  # a TaskModel checkpoint
@@ -389,7 +371,7 @@ def manifest_backbone_config(
     (:func:`robust_mmr_pipeline.recipes.pretrain.scratch_manifest`) carries ``model_config``.
     """
     from robust_mmr_pipeline.model import ModelConfig
-    from robust_mmr_pipeline.model.presets import deep_merge
+    from robust_mmr_pipeline.typed_config import deep_merge
 
     if manifest.get("checkpoint"):
         return backbone_config(manifest["checkpoint"], overrides)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import pandas as pd
+
+from robust_mmr_pipeline.typed_config import config
 
 REFERENCE_COLUMNS: tuple[str, ...] = (
     "dataset",
@@ -41,7 +43,7 @@ CONDITIONS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class PublishedResult:
     """One published result: ``metrics`` are fractions in [0, 1] (our metric names)."""
 
@@ -62,7 +64,7 @@ class PublishedResult:
             )
 
 
-@dataclass
+@config
 class ReferencesParams:
     """``params:references``: the published results and the label every row carries."""
 

@@ -173,7 +173,6 @@ def make_objective(
 ) -> Callable[[optuna.Trial], float | list[float]]:
     """The Optuna objective of one study (see the module docstring)."""
     from robust_mmr_pipeline.engine import ImageCache, TrainerConfig, train
-    from robust_mmr_pipeline.model.presets import deep_merge
     from robust_mmr_pipeline.recipes.pretrain import build_model_config, run_pretraining
     from robust_mmr_pipeline.tasks import (
         ImagePerturbation,
@@ -182,6 +181,7 @@ def make_objective(
         VQADataset,
         answer_vocabulary,
     )
+    from robust_mmr_pipeline.typed_config import deep_merge
 
     split = inputs.split
     vocabulary = answer_vocabulary(split.train_vqa)
