@@ -10,7 +10,8 @@ backbone: the text encoder's token mean (``text_encoder``), the image encoder's 
 (``image_encoder``) and the fused feature the task heads read (``fused``); ``--random`` adds
 the same probes on a randomly initialised backbone of the same architecture.
 
-    python benchmarks/probe_transfer.py --checkpoint data/06_models/pretrain/robust_mmr/best/step-00000200 --random
+    python benchmarks/probe_transfer.py --random \
+        --checkpoint data/06_models/pretrain/robust_mmr/best/step-00000200
 """
 
 from __future__ import annotations
@@ -95,8 +96,7 @@ def main() -> None:
     for name, model in backbones.items():
         found = {part: features(model, tokenizer, r, cache) for part, r in rows.items()}
         result[name] = {
-            feature: probe(found["train"][feature], found["val"][feature],
-                           found["held"][feature], y)  # fmt: skip
+            feature: probe(*(found[part][feature] for part in ("train", "val", "held")), y)
             for feature in found["train"]
         }
         print(name, {f: round(r["held_site"], 3) for f, r in result[name].items()})
