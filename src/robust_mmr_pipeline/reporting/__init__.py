@@ -12,7 +12,8 @@ from robust_mmr_pipeline.reporting.figures import (
     severity_figure,
     validation_figure,
 )
-from robust_mmr_pipeline.reporting.render import figure_to_base64, markdown_table, render
+from robust_mmr_pipeline.reporting.markdown import markdown_table
+from robust_mmr_pipeline.reporting.render import figure_to_base64, render
 from robust_mmr_pipeline.reporting.results import OURS, RESULT_COLUMNS, SEVERITY_COLUMNS
 from robust_mmr_pipeline.reporting.robustness import perturbation_families_section, render_report
 from robust_mmr_pipeline.reporting.summary import (
