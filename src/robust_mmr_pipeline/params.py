@@ -3,8 +3,8 @@
 Every section is a :func:`~robust_mmr_pipeline.typed_config.config` class (a pydantic dataclass
 forbidding unknown keys, nested sections typed too), so a typo anywhere in ``conf/`` fails
 before the run with its dotted key path instead of being ignored. The
-``ParameterValidationHooks`` in ``hooks.py`` call :func:`check_sections` on every top-level key
-(a misspelt section such as ``pretrian`` would otherwise be ignored) and
+``ParameterValidationHooks`` in ``hooks/run_checks.py`` call :func:`check_sections` on every
+top-level key (a misspelt section such as ``pretrian`` would otherwise be ignored) and
 :func:`validate_sections` for every section the pipeline about to run reads. Every message is
 one paragraph: what is wrong, where, the fix.
 """
