@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,7 @@ def finetune_task(
     linear_probe_epochs: int = 0,
     linear_probe_lr: float = 1e-3,
     wise_ft_alphas: tuple[float, ...] = (),
+    on_eval: Callable[[int, Mapping[str, float]], None] | None = None,
 ) -> FinetuneSummary:
     """Fine-tune ``task`` on ``train_rows``, select the best step on ``val_rows``.
 
@@ -145,6 +146,9 @@ def finetune_task(
     interpolated back towards the model fine-tuning started from (WiSE-FT,
     :mod:`robust_mmr_pipeline.tasks.wise_ft`) at each alpha, and the interpolant with the best
     validation metric replaces it (the fine-tuned model, alpha 1, wins ties).
+
+    ``on_eval(step, validation metrics)`` is called after every validation pass (e.g. Optuna's
+    report / prune: an exception it raises stops the run).
 
     ``backbone_checkpoint``: a pre-training (or task) checkpoint whose backbone initialises the
     model; None builds the backbone from ``model_config`` with random weights (the
@@ -258,6 +262,8 @@ def finetune_task(
             save_best(
                 best_root, step, net, {"val": dict(values)}, tokenizer, accelerator.is_main_process
             )
+        if on_eval is not None:
+            on_eval(step, values)
         return {f"val/{k}": float(v) for k, v in values.items()}
 
     memory = MemoryLogger()
