@@ -181,8 +181,10 @@ def finetune_task(
         train,
     )
     from robust_mmr_pipeline.engine.checkpoint import BEST_DIRNAME, CHECKPOINTS_DIRNAME
+    from robust_mmr_pipeline.launch import launched_process
     from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
     from robust_mmr_pipeline.tasks import TaskCollator, TaskModel, select_best
+    from robust_mmr_pipeline.tasks.frozen_features import save_features
 
     spec = task_spec(task)
     if "split" in val_rows.columns and set(val_rows["split"].astype(str)) - {"val"}:
@@ -220,10 +222,16 @@ def finetune_task(
     cache = ImageCache(cache_dir)
     dataset = spec.make_dataset(train_rows, cache, label_names)
     max_length = int(model.backbone.config.text.max_length)
-    probe = None
+    probe, frozen = None, None
     if linear_probe_epochs > 0 and model.head is not None:
-        from robust_mmr_pipeline.tasks.probe import fit_head_on_frozen_features
+        from robust_mmr_pipeline.tasks.frozen_features import feature_key
+        from robust_mmr_pipeline.tasks.probe import fit_head_on_frozen_features, frozen_features
 
+        # encoded once: the evaluation's frozen-backbone probe reads them (saved below)
+        features = frozen_features(model.backbone, train_rows, cache, tokenizer, spec.text_column)
+        key = feature_key(model.backbone, tokenizer, train_rows, cache,
+                          text_column=spec.text_column, max_length=max_length)  # fmt: skip
+        frozen = (features, key)
         probe = fit_head_on_frozen_features(
             model,
             train_rows,
@@ -236,6 +244,7 @@ def finetune_task(
             weight_decay=config.weight_decay,
             batch_size=config.batch_size,
             seed=config.seed,
+            features=features,
         )
         config = dataclasses.replace(config, eval_at_start=True)
     evaluator = TaskEvaluator(
@@ -284,6 +293,8 @@ def finetune_task(
         raise RuntimeError(
             f"best validation step {selection.step} disagrees with the saved best {best['step']}"
         )
+    if frozen is not None and launched_process().is_main:
+        save_features(checkpoint, *frozen)  # published with the checkpoint
     target.publish()
     checkpoint = target.final_path(checkpoint)
     val_metrics = {
