@@ -325,11 +325,14 @@ class _BaselineScorer:
     ) -> tuple[dict[str, Any], Any]:
         """``({name: predictions or RetrievalResult}, features)`` on ``inputs``; ``like``: the
         clean set's features (only the ``perturbed`` modality's part is recomputed)."""
+        from robust_mmr_pipeline.baselines.fit import one_blas_thread
+
         names = self.names_for(perturbed)
-        if self.spec.ranks:
-            return {k: v for k, v in self.fitted.rank(inputs).items() if k in names}, None
-        features = self.fitted.features(inputs, like, perturbed)
-        return self.fitted.predict(inputs, features, names), features
+        with one_blas_thread():  # as they were fitted
+            if self.spec.ranks:
+                return {k: v for k, v in self.fitted.rank(inputs).items() if k in names}, None
+            features = self.fitted.features(inputs, like, perturbed)
+            return self.fitted.predict(inputs, features, names), features
 
     def metrics(self, rows: pd.DataFrame, predicted: Any) -> tuple[dict, EvaluationItems]:
         """One baseline's metrics and items (its predictions on ``rows``)."""
