@@ -32,6 +32,9 @@ def test_quick_benchmark_reports_evaluation_against_finetuning(tmp_path: Path) -
     assert {"baselines_fit", "frozen_probe_fit", "score_perturbed_sets", "bootstrap"} <= stages
     total = sum(s["seconds"] for s in result["stages"])
     assert total <= result["evaluation_seconds"] + 0.5  # exclusive stages: no double counting
+    # LP-FT left the frozen train features beside its checkpoint for the frozen probe
+    plan = json.loads((tmp_path / "work" / "plan.json").read_text())
+    assert (Path(plan["checkpoint"]) / "frozen_features.safetensors").is_file()
     results = pd.read_parquet(tmp_path / "work" / "results.parquet")
     perturbed = results[results["condition"] == "perturbed"]
     assert len(perturbed.drop_duplicates(["perturbation", "severity"])) == 18

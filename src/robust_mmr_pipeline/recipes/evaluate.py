@@ -325,11 +325,14 @@ class _BaselineScorer:
     ) -> tuple[dict[str, Any], Any]:
         """``({name: predictions or RetrievalResult}, features)`` on ``inputs``; ``like``: the
         clean set's features (only the ``perturbed`` modality's part is recomputed)."""
+        from robust_mmr_pipeline.baselines.fit import one_blas_thread
+
         names = self.names_for(perturbed)
-        if self.spec.ranks:
-            return {k: v for k, v in self.fitted.rank(inputs).items() if k in names}, None
-        features = self.fitted.features(inputs, like, perturbed)
-        return self.fitted.predict(inputs, features, names), features
+        with one_blas_thread():  # as they were fitted
+            if self.spec.ranks:
+                return {k: v for k, v in self.fitted.rank(inputs).items() if k in names}, None
+            features = self.fitted.features(inputs, like, perturbed)
+            return self.fitted.predict(inputs, features, names), features
 
     def metrics(self, rows: pd.DataFrame, predicted: Any) -> tuple[dict, EvaluationItems]:
         """One baseline's metrics and items (its predictions on ``rows``)."""
@@ -362,6 +365,7 @@ class _LinearProbeScorer:
         val_rows: pd.DataFrame,
         seed: int,
         name: str = FROZEN,
+        features_from: str | Path | None = None,
     ) -> None:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -372,7 +376,7 @@ class _LinearProbeScorer:
         )  # fmt: skip
         self.name = name
         self.max_length = int(backbone.config.text.max_length)
-        features = self._features(reference.inputs(train_rows))
+        features = self._train_features(train_rows, features_from)
         labels = reference.labels(train_rows)[0]
         val_features = self._features(reference.inputs(val_rows))
         val_labels = reference.labels(val_rows)[0]
@@ -390,6 +394,21 @@ class _LinearProbeScorer:
                 best = (score, make_pipeline(scaler, copy.deepcopy(regression)))
         assert best is not None
         self.probe = best[1]
+
+    def _train_features(self, rows: pd.DataFrame, folder: str | Path | None) -> np.ndarray:
+        """The train rows' features: those LP-FT saved in ``folder`` when computed from the
+        same backbone, tokenizer, images and rows (the key says so), else encoded here."""
+        from robust_mmr_pipeline.tasks.frozen_features import feature_key, load_features
+
+        ref = self.reference
+        key = feature_key(self.backbone, self.tokenizer, rows, ref.cache,
+                          text_column=ref.spec.text_column, max_length=self.max_length)  # fmt: skip
+        saved = load_features(folder, key)
+        self.reused_train_features = saved is not None
+        if saved is None:
+            return self._features(ref.inputs(rows))
+        logger.info("Frozen probe: the train features LP-FT saved in %s are reused.", folder)
+        return saved.float().numpy()
 
     def _features(self, inputs: Any) -> np.ndarray:
         from robust_mmr_pipeline.tasks.inputs import fused_features
@@ -416,9 +435,11 @@ def frozen_backbone_scorer(
     train_rows: pd.DataFrame,
     val_rows: pd.DataFrame,
     seed: int,
+    features_from: str | Path | None = None,
 ) -> tuple[TaskEvaluator | None, _LinearProbeScorer | None]:
     """The pre-trained backbone of ``checkpoint`` without fine-tuning: for retrieval a
-    :class:`TaskEvaluator` of its own ITM / contrastive ranking, else a linear probe."""
+    :class:`TaskEvaluator` of its own ITM / contrastive ranking, else a linear probe
+    (``features_from``: the LP-FT checkpoint whose saved train features it may reuse)."""
     import torch
 
     from robust_mmr_pipeline.engine import load_model
@@ -441,7 +462,8 @@ def frozen_backbone_scorer(
             model=model,
         )
         return evaluator, None
-    probe = _LinearProbeScorer(task, backbone, tokenizer, reference, train_rows, val_rows, seed)
+    probe = _LinearProbeScorer(task, backbone, tokenizer, reference, train_rows, val_rows, seed,
+                               features_from=features_from)  # fmt: skip
     return None, probe
 
 

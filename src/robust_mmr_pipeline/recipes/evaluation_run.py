@@ -191,8 +191,9 @@ def _scorers(
     if params.frozen_backbone and plan.backbone_checkpoint:
         with clock.stage(task, "frozen_probe_fit"):
             frozen, probe = frozen_backbone_scorer(
-                task, plan.backbone_checkpoint, ours, train_rows, val_rows, params.seed
-            )
+                task, plan.backbone_checkpoint, ours, train_rows, val_rows, params.seed,
+                features_from=plan.checkpoints[task].get(OURS),
+            )  # fmt: skip
         if frozen is not None:
             evaluators[FROZEN] = frozen
         if probe is not None:

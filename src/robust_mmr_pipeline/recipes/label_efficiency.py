@@ -124,11 +124,14 @@ def evaluate_label_budgets(
             train = budget_rows(task_rows(table, protocol, "train"), fraction, budget_seed)
             val = task_rows(table, protocol, "val")
             scorers = []
+            # LP-FT of this budget saved the pre-trained backbone's train features there
+            shared = ours_budgets[label]["tasks"].get(task, {}).get("checkpoint")
             if backbones is not None:
                 for name, (backbone, tokenizer) in backbones.items():
                     probe = _LinearProbeScorer(
-                        task, backbone, tokenizer, evaluators[OURS], train, val, params.seed, name
-                    )
+                        task, backbone, tokenizer, evaluators[OURS], train, val, params.seed, name,
+                        features_from=shared if name == FROZEN else None,
+                    )  # fmt: skip
                     scorers.append(probe)
             for condition, test_protocol in (
                 ("in_domain", params.in_domain_protocol),

@@ -37,6 +37,16 @@ class ProbeFit:
     train_accuracy: float
 
 
+def frozen_features(
+    backbone: Any, rows: pd.DataFrame, cache: ImageCache, tokenizer: Any, text_column: str
+) -> torch.Tensor:
+    """The fused features ``[n, 2d]`` of ``rows`` under ``backbone`` (eval mode, no
+    gradient): what the head is fitted on, and what the evaluation's frozen probe reads."""
+    max_length = int(backbone.config.text.max_length)
+    inputs = EvalInputs.from_rows(rows, cache, text_column=text_column)
+    return fused_features(backbone, inputs, tokenizer, max_length).detach()
+
+
 def fit_head_on_frozen_features(
     model: Any,
     rows: pd.DataFrame,
@@ -50,16 +60,16 @@ def fit_head_on_frozen_features(
     weight_decay: float,
     batch_size: int,
     seed: int,
+    features: torch.Tensor | None = None,
 ) -> ProbeFit:
     """Train ``model.head`` (a TaskModel's classifier head) on the frozen fused features of
-    ``rows``; ``labels`` long ``[n]`` (-100: out of vocabulary, no loss). The backbone is left
-    untouched; the head keeps the fitted weights."""
+    ``rows`` (``features``: those of :func:`frozen_features`, computed here when None);
+    ``labels`` long ``[n]`` (-100: out of vocabulary, no loss). The backbone is left untouched;
+    the head keeps the fitted weights."""
     if model.head is None:
         raise ValueError("fit_head_on_frozen_features needs a classifier head (not retrieval)")
-    backbone = model.backbone
-    max_length = int(backbone.config.text.max_length)
-    inputs = EvalInputs.from_rows(rows, cache, text_column=text_column)
-    features = fused_features(backbone, inputs, tokenizer, max_length).detach()
+    if features is None:
+        features = frozen_features(model.backbone, rows, cache, tokenizer, text_column)
     labels = labels.long()
     keep = labels != OOV_LABEL
     x, y = features[keep], labels[keep]
