@@ -38,7 +38,7 @@ USER_ERRORS: dict[str, tuple[str, ...]] = {
     "robust_mmr_pipeline.tasks.config": ("TaskConfigError",),
     "robust_mmr_pipeline.splits.manifests": ("ManifestError",),
     "robust_mmr_pipeline.splits.perturbation_sets": ("UnknownPerturbationError",),
-    "robust_mmr_pipeline.splits.protocols": ("SplitError",),
+    "robust_mmr_pipeline.splits.inputs": ("SplitError",),
 }
 TRACEBACK_ENV = "ROBUST_MMR_TRACEBACK"
 

@@ -1,26 +1,40 @@
-"""Typed parameters: each pipeline's ``params:<section>`` becomes a validated dataclass.
+"""Typed parameters: each pipeline's ``params:<section>`` becomes a validated config.
 
-Validation uses pydantic's ``TypeAdapter`` over plain dataclasses (types are coerced and checked,
-``__post_init__`` checks run) plus a strict walk that rejects unknown keys, so a typo in
-``conf/`` fails before the run instead of being ignored. The ``ParameterValidationHooks`` in
-``hooks.py`` call :func:`check_sections` on every top-level key (a misspelt section such as
-``pretrian`` would otherwise be ignored) and :func:`validate_sections` for every section the
-pipeline about to run reads. Every message is one paragraph: what is wrong, where, the fix.
+Every section is a :func:`~robust_mmr_pipeline.typed_config.config` class (a pydantic dataclass
+forbidding unknown keys, nested sections typed too), so a typo anywhere in ``conf/`` fails
+before the run with its dotted key path instead of being ignored. The
+``ParameterValidationHooks`` in ``hooks/run_checks.py`` call :func:`check_sections` on every
+top-level key (a misspelt section such as ``pretrian`` would otherwise be ignored) and
+:func:`validate_sections` for every section the pipeline about to run reads. Every message is
+one paragraph: what is wrong, where, the fix.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
-import types
-import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from robust_mmr_pipeline.typed_config import ParameterError, lazy_overrides, parse
 
-T = TypeVar("T")
+__all__ = [
+    "PARAM_SCHEMAS",
+    "ModelOverrides",
+    "ParameterError",
+    "TaskOptionsOverrides",
+    "TrainerOverrides",
+    "check_sections",
+    "parse",
+    "validate_sections",
+]
+
+# Partial overrides typed by the config they are merged into (``pretrain.model``,
+# ``finetune.trainer``, ``finetune.task_options.vqa``, ...). Imported on first use: the model
+# and engine packages import torch, which listing the pipelines must not.
+ModelOverrides = lazy_overrides("robust_mmr_pipeline.model.config:ModelConfig")
+TrainerOverrides = lazy_overrides("robust_mmr_pipeline.engine.config:TrainerConfig")
+TaskOptionsOverrides = lazy_overrides("robust_mmr_pipeline.tasks.config:TaskRunOptions")
 
 # params section -> "module:DataclassName" of its typed config (imported lazily: the pretrain
 # config pulls in the model package, which light pipelines and Kedro-Viz must not pay for).
@@ -42,10 +56,6 @@ PARAM_SCHEMAS: dict[str, str] = {
 # Top-level parameter sections without a typed config that no pipeline node reads but that are
 # wanted all the same (e.g. read by a notebook): list them here, or they are reported as typos.
 EXTRA_SECTIONS: tuple[str, ...] = ()
-
-
-class ParameterError(ValueError):
-    """Parameters do not match their typed config; the message names the key and the fix."""
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:
@@ -80,79 +90,6 @@ def check_sections(
         f"{', '.join(known)}. Fix: correct the spelling (a section of your own that only a "
         "notebook reads goes into robust_mmr_pipeline.params.EXTRA_SECTIONS)."
     )
-
-
-def _dataclass_of(annotation: Any) -> type | None:
-    """The dataclass inside ``annotation`` (``X``, ``X | None``, ``Optional[X]``), if any."""
-    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _dataclass_of(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def _unknown_keys(cls: type, data: Mapping[str, Any], prefix: str) -> list[str]:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    problems = [
-        f"'{prefix}{key}'{_did_you_mean(str(key), sorted(names))} (allowed there: "
-        f"{', '.join(sorted(names))})"
-        for key in data
-        if key not in names
-    ]
-    for key, value in data.items():
-        if key not in names:
-            continue
-        hint = hints.get(key)
-        inner = _dataclass_of(hint)
-        if inner is not None and isinstance(value, Mapping):
-            problems += _unknown_keys(inner, value, f"{prefix}{key}.")
-        item = _dataclass_of(_list_item(hint))
-        if item is not None and isinstance(value, list):
-            for index, element in enumerate(value):
-                if isinstance(element, Mapping):
-                    problems += _unknown_keys(item, element, f"{prefix}{key}[{index}].")
-    return problems
-
-
-def _list_item(annotation: Any) -> Any:
-    """The item type of ``list[X]`` / ``tuple[X, ...]`` (possibly inside ``| None``), else None."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _list_item(arg)
-            if found is not None:
-                return found
-        return None
-    if typing.get_origin(annotation) in (list, tuple):
-        args = typing.get_args(annotation)
-        return args[0] if args else None
-    return None
-
-
-def _error_text(error: Mapping[str, Any], section: str) -> str:
-    """One pydantic error as ``section.key.path: message`` (no input dump, no URL)."""
-    message = str(error["msg"]).removeprefix("Value error, ")
-    location = ".".join(str(part) for part in error.get("loc", ()))
-    return f"{section}.{location}: {message}" if location else message
-
-
-def parse(cls: type[T], data: Mapping[str, Any] | None, section: str) -> T:
-    """Build ``cls`` from a parameters mapping, raising ParameterError naming the bad keys."""
-    data = dict(data or {})
-    unknown = _unknown_keys(cls, data, f"{section}.")
-    fix = f"Fix it in conf/<env>/parameters_{section.partition('.')[0]}.yml or your --params."
-    if unknown:
-        raise ParameterError(
-            f"Unknown parameter key(s) in params:{section}: {'; '.join(unknown)}. {fix}"
-        )
-    try:
-        return TypeAdapter(cls).validate_python(data)
-    except ValidationError as exc:
-        problems = "; ".join(_error_text(e, section).rstrip(".") for e in exc.errors())
-        raise ParameterError(f"Invalid parameters in params:{section}: {problems}. {fix}") from exc
 
 
 def schema_for(section: str) -> type:

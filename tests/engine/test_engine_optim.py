@@ -21,7 +21,7 @@ from robust_mmr_pipeline.engine.optim import no_decay_parameter_names
 
 
 def test_config_rejects_unknown_and_invalid_values() -> None:
-    with pytest.raises(TrainerConfigError, match="Unknown trainer setting"):
+    with pytest.raises(TrainerConfigError, match=r"unknown key 'trainer\.learning_rate'"):
         TrainerConfig.from_dict({"lr": 1e-3, "learning_rate": 1e-3})
     with pytest.raises(TrainerConfigError, match=r"TrainerConfig.lr = -1"):
         TrainerConfig.from_dict({"lr": -1})

@@ -76,7 +76,7 @@ def test_validation_names_the_field(overrides: dict, message: str) -> None:
 
 
 def test_unknown_keys_and_names_are_errors() -> None:
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['mask_ratio'\] in objectives"):
+    with pytest.raises(ConfigError, match=r"unknown key 'model\.objectives\.mask_ratio'"):
         apply_preset("mmr", {"objectives": {"mask_ratio": 0.5}})
     with pytest.raises(ConfigError, match="unknown preset"):
         apply_preset("m3ae")

@@ -83,7 +83,7 @@ def test_selection_refuses_test_rows_and_unknown_options(synthrad: dict, tmp_pat
     args = (synthrad["cache"], synthrad["tokenizer"], None, synthrad["config"])
     with pytest.raises(ValueError, match="validation rows only"):
         recipe.finetune_task("vqa", train, leaked, *args, {}, TRAINER, str(tmp_path / "a"))
-    with pytest.raises(ValueError, match="unknown task option"):
+    with pytest.raises(ValueError, match=r"unknown key 'finetune\.task_options\.vqa\.vqa_los'"):
         recipe.finetune_task(
             "vqa", train, vqa[vqa["split"] == "val"], *args, {"vqa_los": "ce"}, TRAINER,
             str(tmp_path / "b"),
@@ -114,3 +114,37 @@ def test_retrieval_finetunes_and_ranks(synthrad: dict, tmp_path: Path) -> None:
     )  # fmt: skip
     assert 1 <= metrics["t2i_mean_rank"] <= len(val)
     assert metrics["t2i_r@10_ci_low"] <= metrics["t2i_r@10"] <= metrics["t2i_r@10_ci_high"]
+
+
+def test_wise_ft_keeps_the_best_interpolant_on_validation(synthrad: dict, tmp_path: Path) -> None:
+    """WiSE-FT after LP-FT: every alpha scored on val, the fine-tuned end point among them; the
+    kept checkpoint is the chosen interpolant and reproduces its validation accuracy."""
+    import torch
+
+    from robust_mmr_pipeline.engine.checkpoint import save_checkpoint
+    from robust_mmr_pipeline.engine.checkpoint_layout import CheckpointContents
+    from robust_mmr_pipeline.model import MMRModel
+
+    torch.manual_seed(0)
+    backbone = save_checkpoint(
+        tmp_path / "pretrain", 0, MMRModel(synthrad["config"]),
+        CheckpointContents(trainer_state={"step": 0}), tokenizer=synthrad["tokenizer"],
+    )  # fmt: skip
+    vqa = synthrad["vqa"]
+    train, val = vqa[vqa["split"] == "train"], vqa[vqa["split"] == "val"]
+    summary = recipe.finetune_task(
+        "vqa", train, val, synthrad["cache"], None, str(backbone), synthrad["config"],
+        {"answer_min_count": 1}, TRAINER, str(tmp_path / "vqa"), log_to_mlflow=False,
+        linear_probe_epochs=5, wise_ft_alphas=(0.0, 0.5),
+    )  # fmt: skip
+    wise = summary.wise_ft
+    assert wise is not None and set(wise["val"]) == {"0", "0.5", "1"}
+    # alpha 1 is the selected fine-tuning step itself; alpha 0 the probed start (step 0)
+    assert wise["val"]["1"] == pytest.approx(max(r["val/overall"] for r in summary.history))
+    assert wise["val"]["0"] == pytest.approx(summary.history[0]["val/overall"])
+    assert wise["val"][f"{wise['alpha']:g}"] == max(wise["val"].values())
+    assert summary.val_metrics["overall"] == pytest.approx(max(wise["val"].values()))
+    kept = evaluate_recipe.evaluate_task(
+        "vqa", summary.checkpoint, val, synthrad["cache"], None, None, 16, 0, 0
+    )
+    assert kept["overall"] == pytest.approx(summary.val_metrics["overall"])

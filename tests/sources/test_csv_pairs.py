@@ -14,6 +14,7 @@ from fixtures import (
     write_csv_pairs,
 )
 
+from robust_mmr_pipeline.params import ParameterError
 from robust_mmr_pipeline.sources import csv_pairs
 from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
@@ -95,7 +96,7 @@ def test_missing_column(root: Path) -> None:
 
 
 def test_bad_option_type(root: Path) -> None:
-    with pytest.raises(IngestionError, match="option 'require_images' must be bool"):
-        csv_pairs.read(root, "cs", {"require_images": "no"}, "raise")
-    with pytest.raises(IngestionError, match="text_kind"):
+    with pytest.raises(ParameterError, match=r"options\.require_images = 'maybe'.*boolean"):
+        csv_pairs.read(root, "cs", {"require_images": "maybe"}, "raise")
+    with pytest.raises(ParameterError, match="text_kind"):
         csv_pairs.read(root, "cs", {"text_kind": "tweet"}, "raise")

@@ -14,6 +14,7 @@ from fixtures import (
     write_melinda,
 )
 
+from robust_mmr_pipeline.params import ParameterError
 from robust_mmr_pipeline.sources import melinda
 from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
@@ -45,7 +46,7 @@ def test_label_and_domain_columns(root: Path) -> None:
     )
     assert tables.classification["label"].tolist()[0] == "Affinity chromatography"
     assert set(tables.images["domain"]) == {"antibody", "tag", "sequence"}
-    with pytest.raises(IngestionError, match="leaves nothing to predict"):
+    with pytest.raises(ParameterError, match="leaves nothing to predict"):
         melinda.read(root, "ml", {"domain_column": "p_meth_label"}, "raise")
 
 

@@ -14,6 +14,7 @@ from fixtures import (
     write_vqa_rad,
 )
 
+from robust_mmr_pipeline.params import ParameterError
 from robust_mmr_pipeline.schema import TABLES, conform
 from robust_mmr_pipeline.sources import csv_pairs, slake, vqa_med_2019, vqa_rad
 from robust_mmr_pipeline.sources.qa_statements import qa_statement_pairs
@@ -103,9 +104,8 @@ def test_vqa_csv_bad_rows_and_options(tmp_path: Path) -> None:
     tables = csv_pairs.read(root, "cv", CSV_VQA_OPTIONS, "drop")
     assert tables.rejects["record"].str.startswith("q4").tolist() == [True]
     assert "blank once normalised" in tables.rejects["reason"].iloc[0]
-    from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
-    with pytest.raises(IngestionError, match="question_column and answer_column go together"):
+    with pytest.raises(ParameterError, match="question_column and answer_column go together"):
         csv_pairs.read(root, "cv", {**CSV_VQA_OPTIONS, "answer_column": None}, "raise")
-    with pytest.raises(IngestionError, match="set text_column"):
+    with pytest.raises(ParameterError, match="set text_column"):
         csv_pairs.read(root, "cv", {"text_column": None}, "raise")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fixtures import assert_bad_record, corrupt_image, require_shared, write_roco
 
+from robust_mmr_pipeline.params import ParameterError
 from robust_mmr_pipeline.sources import roco
 from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
@@ -100,7 +101,7 @@ def test_duplicate_roco_id(root: Path) -> None:
 
 
 def test_splits_option_checked(root: Path) -> None:
-    with pytest.raises(IngestionError, match="splits must map"):
+    with pytest.raises(ParameterError, match="splits must map"):
         roco.read(root, "rc", {"splits": {"validation": "validation"}}, "raise")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fixtures import assert_bad_record, corrupt_image, edit_json, write_slake
 
+from robust_mmr_pipeline.params import ParameterError
 from robust_mmr_pipeline.sources import slake
 from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
@@ -90,5 +91,5 @@ def test_malformed_json(root: Path) -> None:
 
 
 def test_unknown_option(root: Path) -> None:
-    with pytest.raises(IngestionError, match=r"\['lang'\].*q_lang"):
+    with pytest.raises(ParameterError, match=r"options\.lang'.*q_lang"):
         slake.read(root, "sl", {"lang": "en"}, "raise")

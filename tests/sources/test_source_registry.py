@@ -16,6 +16,7 @@ from fixtures import (
     write_vqa_rad,
 )
 
+from robust_mmr_pipeline.params import ParameterError
 from robust_mmr_pipeline.schema import TABLES, SourceTables
 from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 from robust_mmr_pipeline.sources.common.records import infer_modality
@@ -75,16 +76,18 @@ def test_unknown_kind(tmp_path: Path) -> None:
 
 def test_unknown_option_names_allowed_keys(tmp_path: Path) -> None:
     root = write_iu_xray(tmp_path / "iu")
-    with pytest.raises(IngestionError) as caught:
+    with pytest.raises(ParameterError) as caught:
         read_source("iu_xray", root, "iu", {"require_image": False}, "raise")
     message = str(caught.value)
-    assert "'require_image'" in message and "require_images" in message
+    assert "options.require_image'" in message and "require_images" in message
     assert "pair_per" in message
 
 
 def test_options_must_be_a_mapping(tmp_path: Path) -> None:
     root = write_iu_xray(tmp_path / "iu")
-    with pytest.raises(IngestionError, match="options must be a mapping"):
+    with pytest.raises(
+        ParameterError, match=r"options = \['require_images'\]: Input should be a dictionary"
+    ):
         read_source("iu_xray", root, "iu", ["require_images"], "raise")  # type: ignore[arg-type]
 
 

@@ -13,6 +13,7 @@ from fixtures import (
     write_vqa_med_2019,
 )
 
+from robust_mmr_pipeline.params import ParameterError
 from robust_mmr_pipeline.sources import vqa_med_2019
 from robust_mmr_pipeline.sources.common.bad_records import IngestionError
 
@@ -61,7 +62,7 @@ def test_categories_and_splits_options(root: Path) -> None:
     )
     assert len(tables.vqa) == 6
     assert set(tables.vqa["question_type"]) == {"modality", "organ", "plane"}
-    with pytest.raises(IngestionError, match="categories must be"):
+    with pytest.raises(ParameterError, match="categories must be"):
         vqa_med_2019.read(root, "vm", {"categories": ["colour"]}, "raise")
 
 

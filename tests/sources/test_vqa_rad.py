@@ -16,6 +16,7 @@ from fixtures import (
 )
 from PIL import Image
 
+from robust_mmr_pipeline.params import ParameterError
 from robust_mmr_pipeline.schema import TABLES
 from robust_mmr_pipeline.sources import registry, vqa_rad
 from robust_mmr_pipeline.sources.common.bad_records import IngestionError
@@ -68,7 +69,7 @@ def test_unreferenced_images_optional(root: Path) -> None:
 def test_the_reader_builds_no_pairs_itself(root: Path) -> None:
     """QA statements come from the registry for every VQA source (test_qa_statements.py)."""
     assert vqa_rad.read(root, "vr", {}, "raise").pairs.empty
-    with pytest.raises(IngestionError, match="unknown option"):
+    with pytest.raises(ParameterError, match=r"unknown key '.*options\.qa_pairs_from'"):
         vqa_rad.read(root, "vr", {"qa_pairs_from": "all"}, "raise")
 
 
@@ -161,9 +162,9 @@ def test_not_a_list(root: Path) -> None:
 
 
 def test_unknown_option(root: Path) -> None:
-    with pytest.raises(IngestionError, match=r"unknown option\(s\) \['split'\].*split_format"):
+    with pytest.raises(ParameterError, match=r"options\.split' \(allowed there: .*split_format"):
         vqa_rad.read(root, "vr", {"split": "mevf"}, "raise")
-    with pytest.raises(IngestionError, match=r"split_format.*'official' \| 'mevf'"):
+    with pytest.raises(ParameterError, match=r"split_format = 'r2gen'.*'official' or 'mevf'"):
         vqa_rad.read(root, "vr", {"split_format": "r2gen"}, "raise")
 
 

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from robust_mmr_pipeline.engine import NonFiniteLossError
 from robust_mmr_pipeline.tuning import TuningParams, build_storage, open_study, run_study
-from robust_mmr_pipeline.tuning.objective import validation_split
+from robust_mmr_pipeline.tuning.objective import report_history, validation_split
 from robust_mmr_pipeline.tuning.report import params_string, study_figures
 from robust_mmr_pipeline.tuning.space import model_overrides, sample
 from robust_mmr_pipeline.tuning.study import fail_stale_trials, settle_running_trials
@@ -254,3 +254,26 @@ def test_parameters_are_typed_and_typos_are_named() -> None:
         parse(TuningParams, {**base, "search_space": {"lambda_dc": {"low": 0, "high": 1}}}, "t")
     with pytest.raises(ParameterError, match="low"):
         parse(TuningParams, {"search_space": {"view_weight": {"low": 2, "high": 1}}}, "tuning")
+
+
+def test_fine_tuning_history_is_reported_and_a_pruned_trial_names_its_step() -> None:
+    """The objective reports fine-tuning's validation history once it has run (the recipe
+    has no per-evaluation callback): every step while the pruner lets it, and at the first
+    step it prunes, the value of that step."""
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.5)
+    )
+    results: dict[str, float] = {}
+    kept = study.ask()
+    report_history(kept, [(2, 0.6), (4, 0.7)], True, None, results)
+    assert results == {}
+    study.tell(kept, 0.7)
+    pruned = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="step 4"):
+        report_history(pruned, [(2, 0.6), (4, 0.3), (6, 0.9)], True, None, results)
+    assert results == {"val_accuracy": 0.3}
+    study.tell(pruned, state=TrialState.PRUNED)
+    unreported = study.ask()
+    report_history(unreported, [(2, 0.1)], False, None, results)  # multi-objective studies
+    study.tell(unreported, 0.1)
+    assert [t.intermediate_values for t in study.trials] == [{2: 0.6, 4: 0.7}, {2: 0.6, 4: 0.3}, {}]

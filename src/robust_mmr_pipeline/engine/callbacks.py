@@ -1,4 +1,4 @@
-"""Training loggers: a small protocol the pipeline layer plugs MLflow (or anything) into.
+"""Training loggers and checkpoint callbacks: small protocols the trainer calls.
 
 The trainer calls a logger on the main process only:
 
@@ -8,6 +8,10 @@ The trainer calls a logger on the main process only:
   each objective, ``train/lr``, ``train/grad_norm``, ``throughput/samples_per_s``,
   ``throughput/flops_per_s``) and after each evaluation (``eval/<name>``);
 * ``log_checkpoint(path, step, final)`` after each checkpoint is committed.
+
+Checkpoint callbacks (:class:`CheckpointCallback`) run on every process right after each
+checkpoint is committed; :func:`environment_callbacks` registers those the environment asks
+for (the resume tests' fault injection, :mod:`.fault_injection`), none otherwise.
 
 The engine never imports Kedro; :class:`MLflowLogger` imports ``mlflow`` lazily and does
 nothing unless an MLflow run is active (kedro-mlflow opens one around a pipeline run).
@@ -78,6 +82,24 @@ class CompositeLogger:
         """Forward to all loggers."""
         for logger in self.loggers:
             logger.log_checkpoint(path, step, final)
+
+
+@runtime_checkable
+class CheckpointCallback(Protocol):
+    """Called on every process right after the checkpoint of ``step`` is committed."""
+
+    def after_checkpoint(self, step: int) -> None:
+        """The checkpoint of ``step`` is on disk."""
+
+
+def environment_callbacks() -> list[CheckpointCallback]:
+    """The checkpoint callbacks the environment asks for: the fault injection of the resume
+    tests when ``ROBUST_MMR_FAULT_KILL_AFTER_CHECKPOINT`` is set (:mod:`.fault_injection`;
+    a malformed value raises TrainerConfigError); none otherwise."""
+    from robust_mmr_pipeline.engine.fault_injection import fault_injection_from_environment
+
+    fault = fault_injection_from_environment()
+    return [fault] if fault is not None else []
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""What a checkpoint says about its model and tokenizer: ``model.json`` checked key by key,
+"""What a checkpoint says about its model and tokenizer: ``model.json`` parsed by typed configs,
 the saved tokenizer and its fingerprint.
 """
 
@@ -8,8 +8,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import typing
-from collections.abc import Mapping
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -24,57 +23,42 @@ from robust_mmr_pipeline.engine.registry import (
     _annotated_config_type,
     resolve_model_class,
 )
+from robust_mmr_pipeline.typed_config import ParameterError, config, overrides_of, parse
 
-MODEL_META_KEYS: tuple[str, ...] = ("format_version", "model_class", "config")
+
+@config
+class ModelMeta:
+    """``model.json``: the registered model class and the config it is built from."""
+
+    model_class: str
+    format_version: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
 
 
-def _unknown_config_keys(config_type: Any, data: Any, prefix: str) -> list[str]:
-    """Key paths in ``data`` that the config dataclass ``config_type`` does not have."""
-    if not dataclasses.is_dataclass(config_type):  # ``X | None``: the dataclass inside
-        inner = [a for a in typing.get_args(config_type) if dataclasses.is_dataclass(a)]
-        config_type = inner[0] if inner else None
-    if config_type is None or not isinstance(data, Mapping):
-        return []
-    hints = typing.get_type_hints(config_type)
-    names = {f.name for f in dataclasses.fields(config_type)}
-    unknown = [f"{prefix}{key}" for key in data if key not in names]
-    for key, value in data.items():
-        if key in names:
-            unknown += _unknown_config_keys(hints.get(key), value, f"{prefix}{key}.")
-    return unknown
+MODEL_META_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelMeta))
 
 
 def read_model_meta(path: Path) -> dict[str, Any]:
-    """``model.json`` of the checkpoint folder ``path``, checked key by key.
+    """``model.json`` of the checkpoint folder ``path``, checked against its typed configs.
 
-    An unknown top-level key, a missing ``model_class``, or a ``config`` key its model's config
-    class does not have raises :class:`CheckpointError` naming the folder, the file and the key
-    path (``config.vision.patch_sise``): nothing in model.json is silently ignored.
+    ``model.json`` is parsed by :class:`ModelMeta` and its ``config`` by the model class's
+    config (as a partial override when that is a config class): an unknown key anywhere raises
+    :class:`CheckpointError` naming the folder, the file and the key path
+    (``model.json.config.vision.patch_sise``): nothing in model.json is silently ignored.
     """
     file = path / MODEL_META
     meta = read_json(file)
-    where = f"Checkpoint {path}: {MODEL_META}"
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{where} holds a JSON {type(meta).__name__}, not an object.")
-    unknown = sorted(set(meta) - set(MODEL_META_KEYS))
-    if unknown:
-        raise CheckpointError(
-            f"{where} has unknown key(s) {unknown} (allowed: {list(MODEL_META_KEYS)}). Fix: "
-            f"remove them from {file}, or use a checkpoint written by this project."
-        )
-    if "model_class" not in meta:
-        raise CheckpointError(f"{where} lacks the key 'model_class'.")
-    if not isinstance(meta.get("config", {}), dict):
-        raise CheckpointError(f"{where} key 'config' must be an object.")
-    cls = resolve_model_class(meta["model_class"])
-    config_type = getattr(cls, "config_class", None) or _annotated_config_type(cls)
-    unknown = _unknown_config_keys(config_type, meta.get("config", {}), "config.")
-    if unknown:
-        raise CheckpointError(
-            f"{where} has unknown key(s) {unknown} for {meta['model_class']}. Fix: remove or "
-            f"correct them in {file} (a checkpoint of another version of the project?)."
-        )
-    return meta
+    fix = f"Fix: correct or remove it in {file} (a checkpoint of another project version?)."
+    try:
+        parsed = parse(ModelMeta, meta, MODEL_META, fix, prefix=f"Checkpoint {path}: ")
+        cls = resolve_model_class(parsed.model_class)
+        config_type = getattr(cls, "config_class", None) or _annotated_config_type(cls)
+        if isinstance(config_type, type) and dataclasses.is_dataclass(config_type):
+            section = f"{MODEL_META}.config"
+            parse(overrides_of(config_type), parsed.config, section, fix, f"Checkpoint {path}: ")
+    except ParameterError as exc:
+        raise CheckpointError(str(exc)) from None
+    return dict(meta)
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:

@@ -1,7 +1,8 @@
 """The trainer's typed configuration, validated before a run starts.
 
 ``TrainerConfig`` is the one place every training-loop knob lives; the pipeline layer builds it
-from ``params:`` with :meth:`TrainerConfig.from_dict`, which rejects unknown keys by name.
+from ``params:`` with :meth:`TrainerConfig.from_dict` (a typed config: unknown keys and bad values
+raise :class:`~robust_mmr_pipeline.typed_config.ParameterError` naming the key).
 
 Batch semantics (read this once): ``batch_size`` is the *global* micro-batch, summed over all
 processes, so the same config gives the same samples per step on 1 CPU, 1 GPU or N GPUs. Each
@@ -14,23 +15,33 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator
+
+from robust_mmr_pipeline.typed_config import ParameterError, PathStr, config, parse
 
 LOGGER = logging.getLogger(__name__)
 
 Schedule = Literal["cosine", "linear", "constant"]
-MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
+# YAML 1.1 reads a bare `no` as false (tools that rewrite YAML, e.g. `dvc exp run -S`, drop the
+# quotes of "no"): for mixed_precision it can only mean "no".
+MixedPrecision = Annotated[
+    Literal["no", "bf16", "fp16", "auto"], BeforeValidator(lambda v: "no" if v is False else v)
+]
+# One prefix may be given as a bare string.
+Prefixes = Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
 
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
 MIXED_PRECISIONS: tuple[str, ...] = ("no", "bf16", "fp16", "auto")
 
 
-class TrainerConfigError(ValueError):
-    """A trainer setting is invalid; the message names the field, the value and the fix."""
+# The one config error type under the trainer's name (callers catch either).
+TrainerConfigError = ParameterError
 
 
-@dataclass
+@config
 class TrainerConfig:
     """Settings of one training run (pre-training or fine-tuning).
 
@@ -81,7 +92,7 @@ class TrainerConfig:
     eps: float = 1e-8
     head_lr_mult: float = 1.0
     layer_decay: float = 1.0
-    backbone_prefixes: tuple[str, ...] = ()
+    backbone_prefixes: Prefixes = ()
     warmup_fraction: float = 0.1
     schedule: Schedule = "cosine"
     min_lr_ratio: float = 0.0
@@ -98,7 +109,7 @@ class TrainerConfig:
     eval_every: int = 0
     eval_at_start: bool = False
     num_workers: int = 0
-    output_dir: str = "outputs/train"
+    output_dir: PathStr = "outputs/train"
     resume: bool = False
     resume_from: str | None = None
     progress_bar: bool = True
@@ -106,30 +117,14 @@ class TrainerConfig:
     history_tail: int = 1000
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
-        if isinstance(self.backbone_prefixes, str):
-            self.backbone_prefixes = (self.backbone_prefixes,)
-        self.backbone_prefixes = tuple(str(p) for p in self.backbone_prefixes)
-        self.output_dir = str(self.output_dir)
+        self.validate()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainerConfig:
-        """Build from a plain mapping (e.g. Kedro ``params:``); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrainerConfigError(
-                f"Unknown trainer setting(s) {unknown}; valid settings are {sorted(known)} "
-                "(see robust_mmr_pipeline/engine/config.py)."
-            )
-        values = dict(data)
-        # YAML 1.1 reads a bare `no` as false (tools that rewrite YAML, e.g. `dvc exp run -S`,
-        # drop the quotes of "no"): it can only mean mixed_precision "no".
-        if values.get("mixed_precision") is False:
-            values["mixed_precision"] = "no"
-        config = cls(**values)
-        config.validate()
-        return config
+    def from_dict(cls, data: dict[str, Any], section: str = "trainer") -> TrainerConfig:
+        """Build from a plain mapping (e.g. Kedro ``params:``); unknown keys are an error
+        naming the key under ``section`` (``pretrain.trainer``: the fix names that file)."""
+        fix = "Fix: correct it (see robust_mmr_pipeline/engine/config.py)."
+        return parse(cls, data, section, fix=fix if section == "trainer" else None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (tuples become lists)."""

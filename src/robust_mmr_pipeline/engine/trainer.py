@@ -28,8 +28,9 @@ run must be given the tokenizer saved with its checkpoint (checked).
 Beside it: :mod:`.accelerator` (device setup), :mod:`.resume` (resume / refuse policy),
 :mod:`.step` (one step's forward / backward), :mod:`.run_records` (trainer_state.json, logged
 params and metrics), :mod:`.run_result` (what a run returns), :mod:`.inference`
-(:func:`predict`, :func:`evaluate`), :mod:`.fault_injection` (the resume tests' deterministic
-kill, the one hook this loop calls after each checkpoint).
+(:func:`predict`, :func:`evaluate`), :mod:`.callbacks` (loggers, and the checkpoint callbacks
+this loop calls after each checkpoint: those the environment asks for, e.g. the resume tests'
+deterministic kill of :mod:`.fault_injection`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,11 @@ from robust_mmr_pipeline.engine.accelerator import (
     measured_cpu_precision,
     peak_memory_mb,
 )
-from robust_mmr_pipeline.engine.callbacks import TrainLogger
+from robust_mmr_pipeline.engine.callbacks import (
+    CheckpointCallback,
+    TrainLogger,
+    environment_callbacks,
+)
 from robust_mmr_pipeline.engine.checkpoint import (
     CHECKPOINTS_DIRNAME,
     CheckpointContents,
@@ -69,7 +74,6 @@ from robust_mmr_pipeline.engine.checkpoint import (
     verify_checkpoint,
 )
 from robust_mmr_pipeline.engine.config import TrainerConfig, TrainerConfigError
-from robust_mmr_pipeline.engine.fault_injection import kill_if_asked
 from robust_mmr_pipeline.engine.optim import build_optimizer, build_scheduler
 from robust_mmr_pipeline.engine.progress import TrainProgress
 from robust_mmr_pipeline.engine.resume import (
@@ -115,8 +119,10 @@ class _TrainingRun:
         eval_fn: EvalFn | None,
         clock: Callable[[], float] = time.perf_counter,
         measured_precision: str | None = None,
+        callbacks: Sequence[CheckpointCallback] = (),
     ) -> None:
         self.config = config
+        self.callbacks = list(callbacks)
         self.clock = clock
         self.raw_model = model
         self.dataset = dataset
@@ -289,7 +295,8 @@ class _TrainingRun:
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         if self.logger is not None:
             self.logger.log_checkpoint(path, self.step, final)
-        kill_if_asked(self.step)
+        for callback in self.callbacks:
+            callback.after_checkpoint(self.step)
         return path
 
     # ------------------------------------------------------------------ evaluation
@@ -478,6 +485,7 @@ def train(
         eval_fn=eval_fn,
         clock=clock,
         measured_precision=measured,
+        callbacks=environment_callbacks(),
     )
     run.setup()
     return run.run()

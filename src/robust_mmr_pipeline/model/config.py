@@ -1,8 +1,8 @@
 """Typed, JSON-safe configuration of the MMR model family.
 
 One dataclass per component, nested in :class:`ModelConfig`. ``to_dict()`` gives plain JSON
-types (tuples become lists), ``from_dict()`` rebuilds and validates (unknown keys are errors, so
-a typo in ``conf/`` fails loudly instead of silently using a default).
+types (tuples become lists), ``from_dict()`` rebuilds and validates (a typed config: unknown keys
+are errors, so a typo in ``conf/`` fails loudly instead of silently using a default).
 
 The sections live in :mod:`.config_sections`; named presets and sizes in :mod:`.presets`
 (resolution order of :func:`~robust_mmr_pipeline.model.presets.apply_preset`: dataclass defaults
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from robust_mmr_pipeline.model.config_sections import (
@@ -29,9 +28,12 @@ from robust_mmr_pipeline.model.config_sections import (
     TextConfig,
     VisionConfig,
 )
+from robust_mmr_pipeline.typed_config import config, parse
+
+_FIX = "Fix: correct it (the fields are in robust_mmr_pipeline/model/config_sections.py)."
 
 
-@dataclass
+@config
 class ModelConfig:
     """The whole model. ``m3ae_style`` switches to M3AE's three forward passes per step."""
 
@@ -117,7 +119,7 @@ class ModelConfig:
                 f"{name} must be a positive int, got {value!r}",
             )
         if errors:
-            raise ConfigError("invalid model config:\n  " + "\n  ".join(errors))
+            raise ConfigError("invalid model config: " + "; ".join(errors))
 
         need(
             v.image_size % v.patch_size == 0,
@@ -239,7 +241,7 @@ class ModelConfig:
                 f"and itm objectives; also enabled: {extra or ['perturbation_aware_masking']}",
             )
         if errors:
-            raise ConfigError("invalid model config:\n  " + "\n  ".join(errors))
+            raise ConfigError("invalid model config: " + "; ".join(errors))
 
     # ------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -247,9 +249,10 @@ class ModelConfig:
         return _to_jsonable(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
-        return _build(cls, data, "")
+    def from_dict(cls, data: dict[str, Any], section: str = "model") -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError` naming the key
+        under ``section`` (``pretrain.model``: the fix names that parameters file)."""
+        return parse(cls, data, section, fix=_FIX if section == "model" else None)
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -258,33 +261,3 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_to_jsonable(v) for v in value]
     return value
-
-
-def _build(cls: type, data: dict[str, Any], path: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {unknown} in {path or 'model config'}; valid: {sorted(names)}"
-        )
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, f"{path}{key}.")
-        elif value is not None and _is_tuple_hint(hint):
-            if not isinstance(value, list | tuple):
-                raise ConfigError(f"{path}{key} must be a list, got {value!r}")
-            kwargs[key] = tuple(value)
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
-
-
-def _is_tuple_hint(hint: Any) -> bool:
-    if typing.get_origin(hint) is tuple:
-        return True
-    return any(typing.get_origin(arg) is tuple for arg in typing.get_args(hint))

@@ -5,8 +5,9 @@ the default training perturbation families and the configuration error type. Nes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from robust_mmr_pipeline.typed_config import ParameterError, PathStr, config
 
 # Training perturbation families of the degraded views. Disjoint from the evaluation's
 # default test families (gaussian_noise, contrast, jpeg; typos, word_dropout) and from the
@@ -33,11 +34,11 @@ TEXT_PERTURBATION_DEFAULTS: tuple[str, ...] = (
 )
 
 
-class ConfigError(ValueError):
-    """A model configuration value is invalid; the message names the field(s)."""
+# The one config error type under the model's name (callers catch either).
+ConfigError = ParameterError
 
 
-@dataclass
+@config
 class VisionConfig:
     """timm ViT image encoder. Images enter the model as float ``[B, C, H, W]`` in ``[0, 1]``."""
 
@@ -53,7 +54,7 @@ class VisionConfig:
     pixel_mean: tuple[float, ...] = (0.5,)
     pixel_std: tuple[float, ...] = (0.25,)
     # Local safetensors / timm state-dict file; never downloaded.
-    pretrained_path: str | None = None
+    pretrained_path: PathStr | None = None
 
     @property
     def grid_size(self) -> int:
@@ -69,7 +70,7 @@ class VisionConfig:
         return self.patch_size**2 * self.in_chans
 
 
-@dataclass
+@config
 class TextConfig:
     """transformers BERT / RoBERTa text encoder built from a config (no download)."""
 
@@ -88,7 +89,7 @@ class TextConfig:
     sep_token_id: int = 3
     mask_token_id: int = 4
     # Local HF model folder or state-dict file (.safetensors / .pt); never downloaded.
-    pretrained_path: str | None = None
+    pretrained_path: PathStr | None = None
 
     @property
     def special_token_ids(self) -> tuple[int, ...]:
@@ -101,7 +102,7 @@ class TextConfig:
         )
 
 
-@dataclass
+@config
 class FusionConfig:
     """M3AE co-attention: ``num_layers`` layers per stream (self-attn, cross-attn, FFN).
 
@@ -119,7 +120,7 @@ class FusionConfig:
     pooling: Literal["cls", "mean"] = "mean"
 
 
-@dataclass
+@config
 class DecoderConfig:
     """MAE-style MIM decoder reading the image stream after fusion layer ``read_layer``.
 
@@ -136,7 +137,7 @@ class DecoderConfig:
     norm_pix_loss: bool = True
 
 
-@dataclass
+@config
 class MemoryConfig:
     """MA-CMF: learned memory ``M [num_slots, d]`` read with top-k multi-head attention."""
 
@@ -146,7 +147,7 @@ class MemoryConfig:
     num_heads: int = 4
 
 
-@dataclass
+@config
 class ObjectivesConfig:
     """One switch and one weight per objective; L = Σ_k enabled_k · weight_k · L_k."""
 
@@ -195,7 +196,7 @@ OBJECTIVES: tuple[str, ...] = (
 ROBUST_OBJECTIVES: tuple[str, ...] = ("domain_consistency", "domain_align", "modality_resilience")
 
 
-@dataclass
+@config
 class RobustConfig:
     """Robust-MMR: degraded views, their reconstruction, consistency and resilience.
 

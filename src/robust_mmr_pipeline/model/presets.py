@@ -13,11 +13,11 @@ Presets (objectives switched on; every other objective off):
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from robust_mmr_pipeline.model.config import ModelConfig
 from robust_mmr_pipeline.model.config_sections import ConfigError
+from robust_mmr_pipeline.typed_config import deep_merge
 
 SIZES: dict[str, dict[str, Any]] = {
     # CPU: ~1-2 min of pre-training on 2 cores already moves every loss.
@@ -57,19 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Return ``base`` updated recursively by ``update`` (neither is modified)."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def apply_preset(
-    name: str, overrides: dict[str, Any] | None = None, size: str = "small"
+    name: str, overrides: dict[str, Any] | None = None, size: str = "small", section: str = "model"
 ) -> ModelConfig:
     """Build a validated :class:`ModelConfig`: defaults -> size -> preset -> overrides.
 
@@ -84,4 +73,4 @@ def apply_preset(
     data = deep_merge(data, SIZES[size])
     data = deep_merge(data, PRESETS[name])
     data["preset"] = name
-    return ModelConfig.from_dict(deep_merge(data, overrides or {}))
+    return ModelConfig.from_dict(deep_merge(data, overrides or {}), section)

@@ -1,5 +1,5 @@
 """Result rows of the evaluation: metrics with CIs, per-domain means, paired drops and the
-comparisons ``ours - reference`` (:data:`~robust_mmr_pipeline.reporting.robustness.RESULT_COLUMNS`).
+comparisons ``ours - reference`` (:data:`~robust_mmr_pipeline.reporting.results.RESULT_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from robust_mmr_pipeline.reporting.robustness import OURS
+from robust_mmr_pipeline.reporting.results import OURS
 
 if TYPE_CHECKING:
     from robust_mmr_pipeline.recipes.evaluate import EvaluationItems

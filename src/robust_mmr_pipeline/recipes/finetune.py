@@ -32,15 +32,6 @@ from robust_mmr_pipeline.tasks.registry import task_spec
 
 logger = logging.getLogger(__name__)
 
-# task_options keys besides the TaskOptions fields.
-EXTRA_OPTIONS: dict[str, Any] = {
-    "head_hidden_dim": None,  # classifier head width (None: the fused width, as M3AE)
-    "head_dropout": 0.0,
-    "answer_min_count": 1,  # VQA: answers seen fewer times in train are out of vocabulary
-    "retrieval_k": 16,  # retrieval: contrastive top-k re-ranked by the ITM head
-    "eval_batch_size": 64,
-}
-
 
 @dataclass(frozen=True)
 class FinetuneSummary:
@@ -63,6 +54,7 @@ class FinetuneSummary:
     train_time_s: float = 0.0
     from_scratch: bool = False
     linear_probe: dict[str, float] | None = None
+    wise_ft: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -80,23 +72,14 @@ def task_rows(table: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
-def split_task_options(task_options: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-    """``(TaskOptions, extras)`` from one mapping; unknown keys raise naming the allowed ones."""
-    from robust_mmr_pipeline.tasks import TaskOptions
+def split_task_options(
+    task_options: Mapping[str, Any] | None, section: str = "finetune.task_options"
+) -> tuple[Any, dict[str, Any]]:
+    """``(TaskOptions, run settings)`` of one ``finetune.task_options.<task>`` mapping."""
+    from robust_mmr_pipeline.tasks.config import TaskRunOptions
+    from robust_mmr_pipeline.typed_config import parse
 
-    data = dict(task_options or {})
-    names = {f.name for f in dataclasses.fields(TaskOptions)}
-    unknown = sorted(set(data) - names - set(EXTRA_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown task option(s) {unknown}; allowed: {sorted(names | set(EXTRA_OPTIONS))}"
-        )
-    options = TaskOptions(**{k: v for k, v in data.items() if k in names})
-    errors = options.validate()
-    if errors:
-        raise ValueError("invalid task options:\n  " + "\n  ".join(errors))
-    extras = {**EXTRA_OPTIONS, **{k: v for k, v in data.items() if k in EXTRA_OPTIONS}}
-    return options, extras
+    return parse(TaskRunOptions, task_options, section).split()
 
 
 def task_vocabulary(task: str, train_rows: pd.DataFrame, min_count: int = 1) -> list[str]:
@@ -148,6 +131,7 @@ def finetune_task(
     log_prefix: str | None = None,
     linear_probe_epochs: int = 0,
     linear_probe_lr: float = 1e-3,
+    wise_ft_alphas: tuple[float, ...] = (),
 ) -> FinetuneSummary:
     """Fine-tune ``task`` on ``train_rows``, select the best step on ``val_rows``.
 
@@ -156,6 +140,11 @@ def finetune_task(
     train rows
     (:mod:`robust_mmr_pipeline.tasks.probe`), and the probed model competes in model
     selection as step 0 before every layer is fine-tuned.
+
+    ``wise_ft_alphas`` (a pre-trained backbone only): after training, the best checkpoint is
+    interpolated back towards the model fine-tuning started from (WiSE-FT,
+    :mod:`robust_mmr_pipeline.tasks.wise_ft`) at each alpha, and the interpolant with the best
+    validation metric replaces it (the fine-tuned model, alpha 1, wins ties).
 
     ``backbone_checkpoint``: a pre-training (or task) checkpoint whose backbone initialises the
     model; None builds the backbone from ``model_config`` with random weights (the
@@ -181,10 +170,9 @@ def finetune_task(
         train,
     )
     from robust_mmr_pipeline.engine.checkpoint import BEST_DIRNAME, CHECKPOINTS_DIRNAME
-    from robust_mmr_pipeline.launch import launched_process
     from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
     from robust_mmr_pipeline.tasks import TaskCollator, TaskModel, select_best
-    from robust_mmr_pipeline.tasks.frozen_features import save_features
+    from robust_mmr_pipeline.tasks.frozen_features import save_shared
 
     spec = task_spec(task)
     if "split" in val_rows.columns and set(val_rows["split"].astype(str)) - {"val"}:
@@ -193,7 +181,7 @@ def finetune_task(
         raise ValueError(
             f"task {task!r}: {len(train_rows)} train and {len(val_rows)} val rows; both are needed"
         )
-    options, extras = split_task_options(task_options)
+    options, extras = split_task_options(task_options, f"finetune.task_options.{task}")
     label_names = task_vocabulary(task, train_rows, int(extras["answer_min_count"]))
     config = TrainerConfig.from_dict({**dict(trainer), "output_dir": output_dir})
     # An earlier run's checkpoints and best/ stay untouched until this run has finished.
@@ -222,16 +210,13 @@ def finetune_task(
     cache = ImageCache(cache_dir)
     dataset = spec.make_dataset(train_rows, cache, label_names)
     max_length = int(model.backbone.config.text.max_length)
-    probe, frozen = None, None
+    probe, shared = None, None
     if linear_probe_epochs > 0 and model.head is not None:
-        from robust_mmr_pipeline.tasks.frozen_features import feature_key
-        from robust_mmr_pipeline.tasks.probe import fit_head_on_frozen_features, frozen_features
+        from robust_mmr_pipeline.tasks.frozen_features import encode_shared
+        from robust_mmr_pipeline.tasks.probe import fit_head_on_frozen_features
 
-        # encoded once: the evaluation's frozen-backbone probe reads them (saved below)
-        features = frozen_features(model.backbone, train_rows, cache, tokenizer, spec.text_column)
-        key = feature_key(model.backbone, tokenizer, train_rows, cache,
-                          text_column=spec.text_column, max_length=max_length)  # fmt: skip
-        frozen = (features, key)
+        # encoded once: the evaluation's frozen-backbone probe reads them too (saved below)
+        shared = encode_shared(model.backbone, train_rows, cache, tokenizer, spec.text_column)
         probe = fit_head_on_frozen_features(
             model,
             train_rows,
@@ -244,9 +229,14 @@ def finetune_task(
             weight_decay=config.weight_decay,
             batch_size=config.batch_size,
             seed=config.seed,
-            features=features,
+            features=shared[0],
         )
         config = dataclasses.replace(config, eval_at_start=True)
+    wise_start = None
+    if wise_ft_alphas and backbone_checkpoint:
+        from robust_mmr_pipeline.tasks.wise_ft import snapshot
+
+        wise_start = snapshot(model)  # the pre-trained backbone and its probed head
     evaluator = TaskEvaluator(
         task,
         "",
@@ -293,13 +283,25 @@ def finetune_task(
         raise RuntimeError(
             f"best validation step {selection.step} disagrees with the saved best {best['step']}"
         )
-    if frozen is not None and launched_process().is_main:
-        save_features(checkpoint, *frozen)  # published with the checkpoint
-    target.publish()
-    checkpoint = target.final_path(checkpoint)
     val_metrics = {
         k.removeprefix("val/"): float(v) for k, v in selection.record.items() if k != "step"
     }
+    wise = None
+    if wise_start is not None:
+        wise, chosen = _wise_ft(model, wise_start, wise_ft_alphas, checkpoint, evaluator, val_rows)
+        if chosen is not None:  # an interpolant beat the fine-tuned model on validation
+            val_metrics = chosen
+            save_best(
+                best_root,
+                int(selection.step),
+                model,
+                {"val": chosen, "wise_ft_alpha": wise["alpha"]},
+                tokenizer,
+                True,
+            )
+    save_shared(checkpoint, shared)  # published with the (final) best checkpoint
+    target.publish()
+    checkpoint = target.final_path(checkpoint)
     return FinetuneSummary(
         task=task,
         checkpoint=str(checkpoint),
@@ -313,7 +315,41 @@ def finetune_task(
         train_time_s=float(result.train_time_s),
         from_scratch=not backbone_checkpoint,
         linear_probe=dataclasses.asdict(probe) if probe is not None else None,
+        wise_ft=wise,
     )
+
+
+def _wise_ft(
+    model: Any,
+    start: Mapping[str, Any],
+    alphas: tuple[float, ...],
+    checkpoint: Path,
+    evaluator: Any,
+    val_rows: pd.DataFrame,
+) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """WiSE-FT on the best checkpoint: ``({"alpha", "val": {alpha: metric}}, the chosen
+    interpolant's validation metrics or None when the fine-tuned model stays)``; ``model``
+    ends holding the chosen weights."""
+    from robust_mmr_pipeline.engine.checkpoint import load_model_weights
+    from robust_mmr_pipeline.tasks.wise_ft import choose_alpha
+
+    load_model_weights(model, checkpoint)
+
+    def evaluate(net: Any) -> dict[str, float]:
+        evaluator.model = net
+        return evaluator.evaluate(val_rows)[0]
+
+    metric = task_spec(evaluator.task).selection_metric
+    choice = choose_alpha(model, start, alphas, evaluate, metric)
+    curve = choice.curve()
+    logger.info(
+        "WiSE-FT (%s on validation): %s -> alpha %g.",
+        metric,
+        ", ".join(f"{a}: {v:.4f}" for a, v in curve.items()),
+        choice.alpha,
+    )
+    chosen = choice.values[choice.alpha] if choice.alpha != 1.0 else None
+    return {"alpha": choice.alpha, "val": curve}, chosen
 
 
 def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = None) -> Any:
@@ -324,7 +360,7 @@ def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = N
     from robust_mmr_pipeline.engine import resolve_checkpoint
     from robust_mmr_pipeline.engine.checkpoint import read_model_meta
     from robust_mmr_pipeline.model import ModelConfig
-    from robust_mmr_pipeline.model.presets import deep_merge
+    from robust_mmr_pipeline.typed_config import deep_merge
 
     config = read_model_meta(resolve_checkpoint(checkpoint_dir))["config"]
     if "backbone" in config and "task" in config:  # a TaskModel checkpoint
@@ -341,7 +377,7 @@ def manifest_backbone_config(
     (:func:`robust_mmr_pipeline.recipes.pretrain.scratch_manifest`) carries ``model_config``.
     """
     from robust_mmr_pipeline.model import ModelConfig
-    from robust_mmr_pipeline.model.presets import deep_merge
+    from robust_mmr_pipeline.typed_config import deep_merge
 
     if manifest.get("checkpoint"):
         return backbone_config(manifest["checkpoint"], overrides)
@@ -454,6 +490,7 @@ def finetune_all(
                 log_prefix=prefix if fraction >= 1.0 else f"{prefix}/budget_{100 * fraction:g}pct",
                 linear_probe_epochs=params.pretrained.linear_probe_epochs if pretrained else 0,
                 linear_probe_lr=params.pretrained.linear_probe_lr,
+                wise_ft_alphas=tuple(params.pretrained.wise_ft_alphas) if pretrained else (),
             )
             entry = summary.as_dict()
             entry["retrieval_k"] = split_task_options(params.task_options.get(task))[1][

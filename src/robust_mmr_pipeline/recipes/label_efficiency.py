@@ -36,7 +36,7 @@ from robust_mmr_pipeline.recipes.evaluate import (
 from robust_mmr_pipeline.recipes.evaluation_rows import _ci, _mean_difference
 from robust_mmr_pipeline.recipes.evaluation_run import _score_all
 from robust_mmr_pipeline.recipes.finetune import task_rows
-from robust_mmr_pipeline.reporting.robustness import OURS
+from robust_mmr_pipeline.reporting.results import OURS
 from robust_mmr_pipeline.tasks.registry import MAIN_METRIC, task_spec
 
 logger = logging.getLogger(__name__)

@@ -155,8 +155,8 @@ def build_model_config(
 ) -> Any:
     """Preset -> size -> user overrides, with the text vocabulary taken from the tokenizer."""
     from robust_mmr_pipeline.model import apply_preset
-    from robust_mmr_pipeline.model.presets import deep_merge
     from robust_mmr_pipeline.model.tokenizer import special_token_ids
+    from robust_mmr_pipeline.typed_config import deep_merge
 
     merged = dict(overrides)
     if tokenizer is not None:

@@ -1,6 +1,6 @@
 """The ablation comparison: settings x seeds -> mean ± CI per setting and paired gaps.
 
-Input: every run's evaluation results (:data:`~robust_mmr_pipeline.reporting.robustness.
+Input: every run's evaluation results (:data:`~robust_mmr_pipeline.reporting.results.
 RESULT_COLUMNS`) with ``setting`` and ``seed`` columns added. Per run and task, the headline
 numbers (:func:`run_headlines`, long format, :data:`HEADLINE_COLUMNS`):
 
@@ -27,12 +27,8 @@ import numpy as np
 import pandas as pd
 
 from robust_mmr_pipeline.reporting.render import figure_to_base64, render
-from robust_mmr_pipeline.reporting.robustness import (
-    TASK_TITLES,
-    mce_against,
-    ours,
-    severity_table,
-)
+from robust_mmr_pipeline.reporting.results import TASK_TITLES, ours
+from robust_mmr_pipeline.reporting.summary import mce_against, severity_table
 from robust_mmr_pipeline.tasks.registry import MAIN_METRIC
 
 HEADLINE_COLUMNS: tuple[str, ...] = ("setting", "seed", "task", "metric", "condition", "value")

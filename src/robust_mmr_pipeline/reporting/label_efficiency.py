@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from robust_mmr_pipeline.recipes.label_efficiency import FROZEN_RANDOM, PLAIN_FT
-from robust_mmr_pipeline.reporting.robustness import OURS
+from robust_mmr_pipeline.reporting.results import OURS
 
 MODELS: tuple[tuple[str, str], ...] = (
     (OURS, "ours (pre-trained, LP-FT)"),
@@ -110,9 +110,9 @@ def label_efficiency_section(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def label_efficiency_figure(frame: pd.DataFrame) -> Any:
     """Main metric against the label budget (log scale), one panel per task x condition, one
     line per model with its 95 % interval as a band."""
-    from robust_mmr_pipeline.reporting.robustness import _empty, _pyplot
+    from robust_mmr_pipeline.reporting.figures import empty_panel, pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     scores = frame[~frame["metric"].astype(str).str.startswith("diff_")] if len(frame) else frame
     panels = (
         sorted(
@@ -126,7 +126,7 @@ def label_efficiency_figure(frame: pd.DataFrame) -> Any:
         1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.4), squeeze=False
     )
     if not panels:
-        _empty(axes[0][0], "no label budgets were run")
+        empty_panel(axes[0][0], "no label budgets were run")
         return fig
     for ax, (task, condition) in zip(axes[0], panels, strict=True):
         part = scores[(scores["task"] == task) & (scores["condition"] == condition)]

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import pandas as pd
+
+from robust_mmr_pipeline.typed_config import config
 
 REFERENCE_COLUMNS: tuple[str, ...] = (
     "dataset",
@@ -41,7 +43,7 @@ CONDITIONS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class PublishedResult:
     """One published result: ``metrics`` are fractions in [0, 1] (our metric names)."""
 
@@ -62,7 +64,7 @@ class PublishedResult:
             )
 
 
-@dataclass
+@config
 class ReferencesParams:
     """``params:references``: the published results and the label every row carries."""
 
@@ -178,7 +180,7 @@ def benchmark_table(results: Iterable[pd.DataFrame], references: pd.DataFrame) -
     ``condition`` is a protocol's clean test (in_domain / cross_domain) or its ``protocol`` is
     ``as_released``; counts and paired differences are left out.
     """
-    from robust_mmr_pipeline.reporting.robustness import OURS, model_label
+    from robust_mmr_pipeline.reporting.results import OURS, model_label
 
     records: list[dict[str, Any]] = []
     for frame in results:
@@ -275,7 +277,7 @@ def _best(part: pd.DataFrame) -> pd.Series | None:
 def _task_card(table: pd.DataFrame, task: str, metric: str) -> dict[str, Any]:
     """Per protocol our best row on the task's main metric; the published references right
     beside the protocol they were measured on; a verdict line per reference."""
-    from robust_mmr_pipeline.reporting.robustness import TASK_TITLES
+    from robust_mmr_pipeline.reporting.results import TASK_TITLES
 
     rows, verdicts = [], []
     for protocol, title in CONDITIONS.items():

@@ -2,7 +2,7 @@
 
 ``templates/report.html.j2`` is the layout and style every HTML report shares (headline cards
 first, then figures, then the long tables folded in ``<details>``); ``templates/report.md.j2``
-renders the same context as Markdown. The context
+renders the same context as Markdown (its tables by :func:`.markdown.markdown_table`). The context
 of :func:`render` is plain data: ``title``, ``meta`` (key -> value), ``cards`` (headline cards:
 ``title``, ``subtitle``, ``table`` = header + rows, ``verdicts``), ``figures`` (``caption``,
 ``path``, ``base64``), ``sections`` (``title``, ``note``, ``header``, ``rows``, ``open``).
@@ -17,10 +17,12 @@ from typing import Any
 
 import jinja2
 
+from robust_mmr_pipeline.reporting.markdown import markdown_table
+
 
 @cache
 def _environment(autoescape: bool) -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("robust_mmr_pipeline.reporting", "templates"),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
@@ -28,6 +30,8 @@ def _environment(autoescape: bool) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.globals["markdown_table"] = markdown_table
+    return environment
 
 
 def render(template: str, **context: Any) -> str:
@@ -40,12 +44,3 @@ def figure_to_base64(figure: Any, dpi: int = 100) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def markdown_table(header: list[str], body: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table (``_none_`` when there are no rows)."""
-    if not body:
-        return "_none_\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines) + "\n"

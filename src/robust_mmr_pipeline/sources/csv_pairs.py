@@ -27,7 +27,6 @@ and organ.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -43,12 +42,13 @@ from robust_mmr_pipeline.sources.common.records import (
     label_problem,
     make_tables,
 )
+from robust_mmr_pipeline.typed_config import config
 
 KIND = "csv"
 _FIX_ROW = "give the row an image path and a text (and its id / label / split where configured)"
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class CsvPairsOptions:
     """Options of the generic CSV reader (paths relative to the source root)."""
 

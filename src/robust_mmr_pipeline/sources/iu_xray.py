@@ -35,7 +35,6 @@ feed image training. With images, modality is ``x-ray``, organ ``chest``, domain
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -54,6 +53,7 @@ from robust_mmr_pipeline.sources.common.records import (
     make_tables,
     value_text,
 )
+from robust_mmr_pipeline.typed_config import config
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ _FIX_RECORD = (
 )
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class IuXrayOptions:
     """Options of the IU X-ray reader (paths relative to the source root)."""
 

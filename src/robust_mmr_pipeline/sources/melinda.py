@@ -31,7 +31,7 @@ empty with ``require_images: false``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -45,6 +45,7 @@ from robust_mmr_pipeline.sources.common.records import (
     canonical_split,
     make_tables,
 )
+from robust_mmr_pipeline.typed_config import config
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def _default_files() -> dict[str, str]:
     return {"train": "train.csv", "val": "dev.csv", "test": "test.csv"}
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class MelindaOptions:
     """Options of the MELINDA reader (paths relative to the source root)."""
 

@@ -65,6 +65,15 @@ SOURCE_YIELDS: dict[str, Callable[[Any], SourceYield]] = {
 }
 
 
+def options_type(kind: str) -> type | None:
+    """The options config of a source ``kind`` (SynthRad's is its generator config)."""
+    if kind == "synthrad":
+        from robust_mmr_pipeline.sources.synthrad import SynthRadConfig
+
+        return SynthRadConfig
+    return SOURCE_OPTIONS.get(kind)
+
+
 def known_kinds() -> list[str]:
     """The kind names :func:`read_source` accepts."""
     return sorted(SOURCE_READERS)

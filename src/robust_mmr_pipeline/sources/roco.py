@@ -35,7 +35,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -55,6 +55,7 @@ from robust_mmr_pipeline.sources.common.records import (
     make_tables,
 )
 from robust_mmr_pipeline.textnorm import BIDI_FIX, bidi_controls, text_problem
+from robust_mmr_pipeline.typed_config import config
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _default_splits() -> dict[str, str]:
     return {"train": "train", "val": "validation", "test": "test"}
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class RocoOptions:
     """Options of the ROCO reader (folders relative to the source root / the split folder)."""
 

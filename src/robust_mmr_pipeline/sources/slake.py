@@ -30,7 +30,6 @@ Tables: ``images`` (modality and domain = the lower-cased record ``modality``: `
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -49,6 +48,7 @@ from robust_mmr_pipeline.sources.common.records import (
     make_tables,
     value_text,
 )
+from robust_mmr_pipeline.typed_config import config
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ _FIX_RECORD = (
 )
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class SlakeOptions:
     """Options of the SLAKE reader (paths relative to the source root)."""
 

@@ -61,6 +61,7 @@ from robust_mmr_pipeline.sources.common.records import (
     make_tables,
 )
 from robust_mmr_pipeline.textnorm import BIDI_FIX, bidi_controls, is_blank, text_problem
+from robust_mmr_pipeline.typed_config import config
 
 KIND = "vqa_med_2019"
 CATEGORIES: tuple[str, ...] = ("modality", "plane", "organ", "abnormality")
@@ -76,7 +77,7 @@ _MRI_SEQUENCES = frozenset({"t1", "t2", "flair", "t1 weighted", "t2 weighted"})
 _FIX_LINE = "write the line as <image>|<question>|<answer> (test: <image>|<category>|…)"
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class VqaMed2019Options:
     """Options of the VQA-Med 2019 reader (folders relative to the source root)."""
 

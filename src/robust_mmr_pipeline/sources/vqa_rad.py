@@ -57,6 +57,7 @@ from robust_mmr_pipeline.sources.common.bad_records import (
 from robust_mmr_pipeline.sources.common.images import ImageCatalog
 from robust_mmr_pipeline.sources.common.reader import SourceReader, SourceYield
 from robust_mmr_pipeline.sources.common.records import clean_text, make_tables
+from robust_mmr_pipeline.typed_config import config
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ _REQUIRED: dict[str, tuple[type, ...]] = {
 _OPTIONAL: dict[str, tuple[type, ...]] = {"qid": (int, str), "question_type": (str,)}
 
 
-@dataclass(frozen=True)
+@config(frozen=True)
 class VqaRadOptions:
     """Options of the VQA-RAD reader (paths relative to the source root)."""
 

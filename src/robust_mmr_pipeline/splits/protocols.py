@@ -57,44 +57,69 @@ held-out test images ignore official splits and keep every record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from robust_mmr_pipeline.splits.assign import (
-    OFFICIAL_PRECEDENCE,
-    SPLIT_ORDER,
-    SplitFractions,
-    hash_splits,
-    train_val_splits,
-    unit_hashes,
+from robust_mmr_pipeline.splits.as_released import (
+    AS_RELEASED,
+    AS_RELEASED_PRECEDENCE,
+    Released,
+    as_released_splits,
+    overlap_counts,
+    with_released,
+)
+from robust_mmr_pipeline.splits.assign import SPLIT_ORDER, SplitFractions
+from robust_mmr_pipeline.splits.disjoint_protocols import (
+    CROSS_DOMAIN,
+    EXCLUDED,
+    IN_DOMAIN,
+    LODO_PREFIX,
+    PRETRAIN,
+    HeldOutDomains,
+    cross_domain_splits,
+    held_out_mask,
+    in_domain_splits,
+    protocol_assignments,
+)
+from robust_mmr_pipeline.splits.inputs import (
+    SplitError,
+    check_corpus,
+    check_inputs,
+    check_validation_summary,
+    examples,
 )
 from robust_mmr_pipeline.splits.manifests import ManifestError, conform_manifest, empty_manifest
+from robust_mmr_pipeline.splits.official import leaked_images, official_image_splits
+
+__all__ = [
+    "AS_RELEASED",
+    "AS_RELEASED_PRECEDENCE",
+    "CROSS_DOMAIN",
+    "EXCLUDED",
+    "IN_DOMAIN",
+    "LODO_PREFIX",
+    "PRETRAIN",
+    "HeldOutDomains",
+    "SplitError",
+    "SplitManifests",
+    "answer_vocabulary",
+    "as_released_splits",
+    "assert_image_disjoint",
+    "build_splits",
+    "check_validation_summary",
+    "content_duplicates_across_splits",
+    "cross_domain_splits",
+    "held_out_mask",
+    "in_domain_splits",
+    "leaked_images",
+    "official_image_splits",
+    "overlap_counts",
+    "protocol_assignments",
+]
 
 logger = logging.getLogger(__name__)
-
-IN_DOMAIN = "in_domain"
-CROSS_DOMAIN = "cross_domain"
-LODO_PREFIX = "lodo:"
-AS_RELEASED = "as_released"
-PRETRAIN = "pretrain"
-# An as_released image's primary split (pairs and records without an official split follow
-# it): the first of these among its records' official splits, so training statements stay in
-# train.
-AS_RELEASED_PRECEDENCE: tuple[str, ...] = ("train", "val", "test")
-
-# A list of domain values (matched in every source) or, per source name, its domain values.
-HeldOutDomains = list[str] | dict[str, list[str]]
-
-# Split values a record may carry in the unified tables (schema.SPLITS).
-_RECORD_SPLITS = (*SPLIT_ORDER, "unassigned")
-
-
-class SplitError(ValueError):
-    """The tables or parameters cannot be split as asked; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -109,207 +134,6 @@ class SplitManifests:
     @property
     def protocols(self) -> list[str]:
         return sorted(self.images["protocol"].unique().tolist())
-
-
-def check_validation_summary(summary: Mapping[str, Any] | None) -> None:
-    """Refuse to split unless the validation pipeline reported ``success: true``."""
-    if not isinstance(summary, Mapping) or "success" not in summary:
-        raise SplitError(
-            "domain_split needs the validation report (catalog entry `validation_summary`, "
-            "data/08_reporting/validation_summary.json) with a top-level 'success' field; got "
-            f"{type(summary).__name__} without it. Run `kedro run --pipelines validation` first."
-        )
-    if summary["success"] is not True:
-        raise SplitError(
-            "domain_split refuses to split: the validation report "
-            "(data/08_reporting/validation_summary.json) says success = "
-            f"{summary['success']!r}. Fix the data problems it lists (or set "
-            "ingestion.on_bad_record: tolerate / drop), re-run `kedro run --pipelines "
-            "validation`, then run domain_split again."
-        )
-
-
-def _examples(values: pd.Series, limit: int = 5) -> list[str]:
-    return sorted(values.astype(str).unique().tolist())[:limit]
-
-
-def _check_inputs(
-    images: pd.DataFrame, records: Mapping[str, pd.DataFrame], key_of: Mapping[str, str]
-) -> None:
-    """Unique ids, records pointing at listed images, known split values."""
-    if images.empty:
-        raise SplitError("the images table is empty: there is nothing to split.")
-    duplicated = images["image_id"][images["image_id"].duplicated()]
-    if len(duplicated):
-        raise SplitError(
-            f"images: image_id(s) {_examples(duplicated)} occur more than once; run the "
-            "validation pipeline, which rejects duplicate ids."
-        )
-    known = set(images["image_id"])
-    for table, frame in records.items():
-        key = key_of[table]
-        repeated = frame[key][frame[key].duplicated()]
-        if len(repeated):
-            raise SplitError(f"{table}: {key}(s) {_examples(repeated)} occur more than once.")
-        orphans = frame["image_id"][~frame["image_id"].isin(known)]
-        if len(orphans):
-            raise SplitError(
-                f"{table}: {len(orphans)} record(s) reference image_id(s) missing from the "
-                f"images table, e.g. {_examples(orphans)}; the validation pipeline should have "
-                "caught this: re-run ingestion and validation."
-            )
-        if "split" in frame.columns:
-            bad = frame["split"][~frame["split"].isin(_RECORD_SPLITS)]
-            if len(bad):
-                raise SplitError(
-                    f"{table}: split value(s) {_examples(bad)} are not one of {_RECORD_SPLITS}."
-                )
-
-
-def official_image_splits(
-    images: pd.DataFrame, vqa: pd.DataFrame, classification: pd.DataFrame
-) -> pd.Series:
-    """Each image's official split (``train | val | test``), or NA where its records give none.
-
-    An image whose records disagree takes the first of test, val, train that occurs.
-    Returns a Series aligned with ``images``' rows.
-    """
-    labels = pd.concat(
-        [vqa[["image_id", "split"]], classification[["image_id", "split"]]], ignore_index=True
-    )
-    labels = labels[labels["split"].isin(SPLIT_ORDER)]
-    rank = {split: position for position, split in enumerate(OFFICIAL_PRECEDENCE)}
-    best = labels.assign(rank=labels["split"].map(rank)).groupby("image_id")["rank"].min()
-    resolved = best.map(dict(enumerate(OFFICIAL_PRECEDENCE)))
-    return images["image_id"].map(resolved).astype(object).reset_index(drop=True)
-
-
-def leaked_images(vqa: pd.DataFrame, classification: pd.DataFrame) -> set[str]:
-    """Image ids whose records carry more than one official split (train/val/test)."""
-    labels = pd.concat(
-        [vqa[["image_id", "split"]], classification[["image_id", "split"]]], ignore_index=True
-    )
-    labels = labels[labels["split"].isin(SPLIT_ORDER)]
-    per_image = labels.groupby("image_id")["split"].nunique()
-    return set(per_image[per_image > 1].index.astype(str))
-
-
-def _carve_sources(
-    images: pd.DataFrame, vqa: pd.DataFrame, classification: pd.DataFrame
-) -> set[str]:
-    """Sources whose records have official splits but no val split at all."""
-    labels = pd.concat(
-        [vqa[["image_id", "split"]], classification[["image_id", "split"]]], ignore_index=True
-    )
-    labels = labels[labels["split"].isin(SPLIT_ORDER)]
-    source_of = images.set_index("image_id")["source"]
-    labels = labels.assign(source=labels["image_id"].map(source_of))
-    with_official = set(labels["source"])
-    with_val = set(labels.loc[labels["split"] == "val", "source"])
-    return with_official - with_val
-
-
-def in_domain_splits(
-    images: pd.DataFrame,
-    u: np.ndarray,
-    official: pd.Series,
-    *,
-    fractions: SplitFractions,
-    respect_official_splits: bool,
-    carve_sources: set[str],
-) -> np.ndarray:
-    """The in-domain split of every image (official where respected, else by hash)."""
-    result = hash_splits(u, fractions)
-    if not respect_official_splits:
-        return result
-    has_official = official.notna().to_numpy()
-    result[has_official] = official[has_official].to_numpy(dtype=object)
-    carve = (
-        has_official
-        & (official == "train").to_numpy()
-        & images["source"].isin(carve_sources).to_numpy()
-    )
-    if carve.any():
-        result[carve] = train_val_splits(u[carve], fractions)
-        logger.info(
-            "in_domain: %d of %d official-train image(s) of source(s) %s without an official val "
-            "split moved to val by hash.",
-            int((result[carve] == "val").sum()),
-            int(carve.sum()),
-            sorted(carve_sources),
-        )
-    return result
-
-
-def held_out_mask(images: pd.DataFrame, held_out_domains: HeldOutDomains) -> np.ndarray | None:
-    """Which images a cross-domain protocol holds out, or None when no domain is held out.
-
-    A list names domain values in any source; a mapping names, per source, its domain values
-    (entries for sources absent from the tables are skipped, so one mapping can serve several
-    datasets; empty entries hold out nothing). Raises SplitError for a domain the tables do not
-    have, or when the held-out set would be empty or everything.
-    """
-    if isinstance(held_out_domains, Mapping):
-        held_out_domains = {k: list(v) for k, v in held_out_domains.items() if v}
-    if not held_out_domains:
-        return None
-    domains_of = images.groupby("source")["domain"].unique().map(lambda v: sorted(v.tolist()))
-    available = {str(source): list(domains) for source, domains in domains_of.items()}
-    if isinstance(held_out_domains, Mapping):
-        mask = np.zeros(len(images), dtype=bool)
-        for source, domains in sorted(held_out_domains.items()):
-            if source not in available:
-                logger.info(
-                    "domain_split.held_out_domains.%s skipped: no source %r in the images table.",
-                    source,
-                    source,
-                )
-                continue
-            unknown = sorted(set(domains) - set(available[source]))
-            if unknown:
-                raise SplitError(
-                    f"domain_split.held_out_domains.{source} names domain(s) {unknown} that "
-                    f"source {source!r} does not have; its domains are {available[source]}."
-                )
-            mask |= ((images["source"] == source) & images["domain"].isin(domains)).to_numpy()
-        if not mask.any():
-            raise SplitError(
-                "domain_split.held_out_domains names no source present in the images table "
-                f"(it names {sorted(held_out_domains)}; present: {available}). Add an entry "
-                "`<source>: [<domain>]` for a present source, or set held_out_domains: [] to "
-                "emit no cross_domain protocol."
-            )
-    else:
-        every = sorted({d for domains in available.values() for d in domains})
-        unknown = sorted(set(held_out_domains) - set(every))
-        if unknown:
-            raise SplitError(
-                f"domain_split.held_out_domains names domain(s) {unknown} that no image has; "
-                f"the domains are {every} (per source: {available})."
-            )
-        mask = images["domain"].isin(held_out_domains).to_numpy()
-    if mask.all():
-        raise SplitError(
-            f"domain_split.held_out_domains = {held_out_domains} holds out every image, leaving "
-            "nothing to train on; hold out fewer domains."
-        )
-    return mask
-
-
-EXCLUDED = None  # an image outside a protocol (dropped from its manifests)
-
-
-def cross_domain_splits(in_domain: np.ndarray, held_out: np.ndarray) -> np.ndarray:
-    """Held-out images -> test; the others keep their in-domain train/val split.
-
-    In-domain test images are left out, so one model trained on the shared train split is
-    evaluated honestly both in-domain (in_domain test) and cross-domain (held-out test), and
-    pre-training on the cross-domain train split never sees an in-domain test image.
-    """
-    result = in_domain.astype(object).copy()
-    result[result == "test"] = EXCLUDED
-    result[held_out] = "test"
-    return result
 
 
 def _join_records(
@@ -354,7 +178,7 @@ def assert_image_disjoint(manifests: SplitManifests) -> None:
         raise ManifestError(f"split_images: an image is in two splits of one protocol: {example}")
     unknown = images[~images["split"].isin(SPLIT_ORDER)]
     if len(unknown):
-        raise ManifestError(f"split_images: unknown split value(s) {_examples(unknown['split'])}.")
+        raise ManifestError(f"split_images: unknown split value(s) {examples(unknown['split'])}.")
     placed = pd.MultiIndex.from_frame(images[["protocol", "image_id", "split"]])
     for name, frame in (
         ("split_pairs", manifests.pairs),
@@ -386,170 +210,6 @@ def content_duplicates_across_splits(
     return {str(k): int(v) for k, v in spread.groupby(level="protocol").size().items()}
 
 
-def protocol_assignments(
-    images: pd.DataFrame,
-    vqa: pd.DataFrame,
-    classification: pd.DataFrame,
-    official: pd.Series,
-    *,
-    seed: int,
-    fractions: SplitFractions,
-    held_out_domains: HeldOutDomains,
-    leave_one_out_all: bool,
-    respect_official_splits: bool,
-    carve_val_from_train: bool,
-    corpus_sources: Collection[str] = (),
-) -> dict[str, np.ndarray]:
-    """Protocol name -> the split of every image (aligned with ``images``' rows).
-
-    ``official`` is :func:`official_image_splits` of the same rows. Images of
-    ``corpus_sources`` are in the ``pretrain`` protocol only.
-    """
-    u = unit_hashes(seed, images["image_id"])
-    carve = _carve_sources(images, vqa, classification) if carve_val_from_train else set()
-    assignments = {
-        IN_DOMAIN: in_domain_splits(
-            images,
-            u,
-            official,
-            fractions=fractions,
-            respect_official_splits=respect_official_splits,
-            carve_sources=carve,
-        )
-    }
-    in_domain = assignments[IN_DOMAIN]
-    held = held_out_mask(images, held_out_domains)
-    if held is not None:
-        assignments[CROSS_DOMAIN] = cross_domain_splits(in_domain, held)
-        # In-domain means the training domains only: the held-out domain is never in it.
-        assignments[IN_DOMAIN] = np.where(held, EXCLUDED, in_domain).astype(object)
-    corpus = images["source"].isin(list(corpus_sources)).to_numpy()
-    pretrain = np.where(
-        np.isin(assignments[IN_DOMAIN], ["train", "val"]), assignments[IN_DOMAIN], EXCLUDED
-    ).astype(object)
-    pretrain[corpus] = "train"
-    if held is not None:
-        # the held-out domain stays unseen, in a corpus too (whatever source names it)
-        held_values = images.loc[held, "domain"].unique().tolist()
-        pretrain[held | (corpus & images["domain"].isin(held_values).to_numpy())] = EXCLUDED
-    assignments[PRETRAIN] = pretrain
-    for name in list(assignments):
-        if name != PRETRAIN:
-            assignments[name] = np.where(corpus, EXCLUDED, assignments[name]).astype(object)
-    if leave_one_out_all:
-        domains = sorted(images.loc[~corpus, "domain"].unique().tolist())
-        if len(domains) < 2:
-            logger.warning(
-                "leave_one_out_all: only one domain (%s) in the images table; no lodo protocol.",
-                domains,
-            )
-        else:
-            for domain in domains:
-                held = (images["domain"] == domain).to_numpy()
-                splits = cross_domain_splits(in_domain, held)
-                assignments[f"{LODO_PREFIX}{domain}"] = np.where(corpus, EXCLUDED, splits)
-    return assignments
-
-
-@dataclass(frozen=True)
-class _Released:
-    """The as_released protocol's rows (manifest columns, not yet conformed)."""
-
-    images: pd.DataFrame
-    pairs: pd.DataFrame
-    vqa: pd.DataFrame
-    classification: pd.DataFrame
-
-
-def as_released_splits(
-    base: pd.DataFrame,
-    pairs: pd.DataFrame,
-    vqa: pd.DataFrame,
-    classification: pd.DataFrame,
-    *,
-    seed: int,
-    fractions: SplitFractions,
-    carve_val_from_train: bool,
-) -> _Released:
-    """The ``as_released`` protocol (module docstring): records keep their official split.
-
-    ``base`` holds image_id, source and domain of every image.
-    """
-    labels = pd.concat(
-        [vqa[["image_id", "split"]], classification[["image_id", "split"]]], ignore_index=True
-    )
-    labels = labels[labels["split"].isin(SPLIT_ORDER)]
-    rank = {split: position for position, split in enumerate(AS_RELEASED_PRECEDENCE)}
-    first = labels.assign(rank=labels["split"].map(rank)).groupby("image_id")["rank"].min()
-    official = base["image_id"].map(first.map(dict(enumerate(AS_RELEASED_PRECEDENCE))))
-    u = unit_hashes(seed, base["image_id"])
-    primary = hash_splits(u, fractions)
-    has_official = official.notna().to_numpy()
-    primary[has_official] = official[has_official].to_numpy(dtype=object)
-    carved = np.zeros(len(base), dtype=bool)
-    if carve_val_from_train:
-        carve = _carve_sources(base, vqa, classification)
-        candidates = has_official & (primary == "train") & base["source"].isin(carve).to_numpy()
-        primary[candidates] = train_val_splits(u[candidates], fractions)
-        carved = candidates & (primary == "val")
-    primary_of = pd.Series(primary, index=base["image_id"].to_numpy())
-    carved_ids = set(base["image_id"][carved])
-    domain_of = base.set_index("image_id")["domain"]
-
-    def placed(records: pd.DataFrame, own_split: bool) -> pd.DataFrame:
-        frame = records.copy()
-        follow = primary_of.reindex(frame["image_id"]).to_numpy(dtype=object)
-        if own_split:
-            split = frame["split"].to_numpy(dtype=object)
-            official_split = np.isin(split, SPLIT_ORDER)
-            moved = (split == "train") & frame["image_id"].isin(carved_ids).to_numpy()
-            split = np.where(moved, "val", split)
-            follow = np.where(official_split, split, follow)
-        return frame.assign(
-            protocol=AS_RELEASED, split=follow, domain=frame["image_id"].map(domain_of)
-        )
-
-    placed_vqa = placed(vqa, own_split=True)
-    placed_classification = placed(classification, own_split=True)
-    placed_pairs = placed(pairs, own_split=False)
-    image_rows = pd.concat(
-        [
-            base[["image_id", "domain"]].assign(split=primary),
-            *(
-                frame[["image_id", "domain", "split"]]
-                for frame in (placed_vqa, placed_classification)
-            ),
-        ],
-        ignore_index=True,
-    ).drop_duplicates(subset=["image_id", "split"])
-    return _Released(
-        images=image_rows.assign(protocol=AS_RELEASED),
-        pairs=placed_pairs,
-        vqa=placed_vqa,
-        classification=placed_classification,
-    )
-
-
-def _with_released(standard: pd.DataFrame, released: pd.DataFrame, name: str) -> pd.DataFrame:
-    if released.empty:
-        return standard
-    return conform_manifest(pd.concat([standard, released], ignore_index=True), name)
-
-
-def overlap_counts(split_images: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """Per protocol with images in several splits (``as_released``): how many images sit in
-    each pair of splits (``train&test``, ...), and in all three (``train&val&test``)."""
-    counts: dict[str, dict[str, int]] = {}
-    for protocol, frame in split_images.groupby("protocol"):
-        per_image = frame.groupby("image_id")["split"].agg(
-            lambda splits: "&".join(s for s in SPLIT_ORDER if s in set(splits))
-        )
-        shared = per_image[per_image.str.contains("&")]
-        if len(shared):
-            counts[str(protocol)] = {str(k): int(v) for k, v in shared.value_counts().items()}
-    return counts
-
-
 def build_splits(
     images: pd.DataFrame,
     pairs: pd.DataFrame,
@@ -574,13 +234,13 @@ def build_splits(
     typed (manifests.py), after asserting that no image sits in two splits of a protocol
     (``as_released``, emitted when asked, excepted).
     """
-    _check_inputs(
+    check_inputs(
         images,
         {"pairs": pairs, "vqa": vqa, "classification": classification},
         {"pairs": "pair_id", "vqa": "qid", "classification": "sample_id"},
     )
     base = images[["image_id", "source", "domain"]].reset_index(drop=True)
-    _check_corpus(base, vqa, classification, corpus_sources)
+    check_corpus(base, vqa, classification, corpus_sources)
     official = official_image_splits(base, vqa, classification)
     assignments = protocol_assignments(
         base,
@@ -621,21 +281,21 @@ def build_splits(
             carve_val_from_train=carve_val_from_train,
         )
         if as_released
-        else _Released(*(pd.DataFrame() for _ in range(4)))
+        else Released(*(pd.DataFrame() for _ in range(4)))
     )
     manifests = SplitManifests(
-        images=_with_released(split_images, released.images, "split_images"),
-        pairs=_with_released(
+        images=with_released(split_images, released.images, "split_images"),
+        pairs=with_released(
             _join_records(split_images, pairs, "split_pairs", official_by_id, official_protocols),
             released.pairs,
             "split_pairs",
         ),
-        vqa=_with_released(
+        vqa=with_released(
             _join_records(labeled_images, vqa, "split_vqa", official_by_id, official_protocols),
             released.vqa,
             "split_vqa",
         ),
-        classification=_with_released(
+        classification=with_released(
             _join_records(
                 labeled_images,
                 classification,
@@ -681,27 +341,6 @@ def build_splits(
         len(manifests.classification),
     )
     return manifests
-
-
-def _check_corpus(
-    base: pd.DataFrame,
-    vqa: pd.DataFrame,
-    classification: pd.DataFrame,
-    corpus_sources: Collection[str],
-) -> None:
-    """A corpus source is unlabeled: refuse one that has VQA or classification records."""
-    if not corpus_sources:
-        return
-    corpus_ids = set(base.loc[base["source"].isin(list(corpus_sources)), "image_id"])
-    for name, frame in (("vqa", vqa), ("classification", classification)):
-        labeled = frame["image_id"][frame["image_id"].isin(corpus_ids)]
-        if len(labeled):
-            raise SplitError(
-                f"{name}: {len(labeled)} record(s) belong to pre-training corpus source(s) "
-                f"{sorted(corpus_sources)} (e.g. image {_examples(labeled, 1)}); a corpus is "
-                "unlabeled and pre-training-only. Set `role: labeled` on that source in "
-                "ingestion.sources, or ingest its labels as a separate source."
-            )
 
 
 def answer_vocabulary(split_vqa: pd.DataFrame, protocols: Sequence[str]) -> dict[str, list[str]]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from robust_mmr_pipeline.splits.assign import SPLIT_ORDER
-from robust_mmr_pipeline.splits.protocols import PRETRAIN
+from robust_mmr_pipeline.splits.disjoint_protocols import PRETRAIN
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

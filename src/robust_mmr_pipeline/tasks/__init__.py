@@ -5,7 +5,8 @@ M3AE's classifier head or, for retrieval, fine-tunes its ITM head and contrastiv
 the engine trains and checkpoints it like the pre-training model. :mod:`.data` builds task
 batches from the engine's image cache and pair collator (with on-the-fly perturbations for
 robustness test sets), :mod:`.retrieval` ranks with contrastive top-k + ITM re-ranking or the
-full cross-encoder, :mod:`.metrics` / :mod:`.evaluation` compute the metrics with bootstrap
+full cross-encoder (its set in :mod:`.retrieval_inputs`, encoding and ITM scores in
+:mod:`.retrieval_encoding`), :mod:`.metrics` / :mod:`.evaluation` compute the metrics with bootstrap
 CIs and the robustness summaries (drop, mCE, mean-rank degradation), :mod:`.selection`
 picks checkpoints on validation only.
 
@@ -59,12 +60,12 @@ _EXPORTS: dict[str, str] = {
     "vqa_accuracy": "metrics",
     "TaskModel": "model",
     "TaskOutput": "model",
-    "ITMScorer": "retrieval",
-    "RetrievalInputs": "retrieval",
+    "ITMScorer": "retrieval_encoding",
+    "RetrievalInputs": "retrieval_inputs",
     "RetrievalResult": "retrieval",
     "contrastive_search": "retrieval",
     "cross_encoder_search": "retrieval",
-    "encode_inputs": "retrieval",
+    "encode_inputs": "retrieval_encoding",
     "two_stage_search": "retrieval",
     "Selection": "selection",
     "select_best": "selection",

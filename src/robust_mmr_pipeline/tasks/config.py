@@ -10,9 +10,10 @@ gives plain JSON types; ``from_dict()`` rebuilds and validates (unknown keys are
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import field
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
 
 from robust_mmr_pipeline.model import ModelConfig
 from robust_mmr_pipeline.tasks.registry import (
@@ -21,15 +22,16 @@ from robust_mmr_pipeline.tasks.registry import (
     TASKS,
     TaskName,
 )
+from robust_mmr_pipeline.typed_config import ParameterError, config, parse
 
-VQA_LOSSES: tuple[str, ...] = ("ce", "bce")
+# The one config error type under the task's name (callers catch either).
+TaskConfigError = ParameterError
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+Weight = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
 
-class TaskConfigError(ValueError):
-    """A task configuration value is invalid; the message names the field(s)."""
-
-
-@dataclass
+@config
 class TaskOptions:
     """Training options of a task model (all have defaults; JSON-safe).
 
@@ -50,32 +52,40 @@ class TaskOptions:
     """
 
     vqa_loss: Literal["ce", "bce"] = "ce"
-    label_smoothing: float = 0.0
-    itm_weight: float = 1.0
-    contrastive_weight: float = 1.0
-    hard_negative_prob: float = 0.5
-    fusion_lr_mult: float = 1.0
+    label_smoothing: Fraction = 0.0
+    itm_weight: Weight = 1.0
+    contrastive_weight: Weight = 1.0
+    hard_negative_prob: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    fusion_lr_mult: Weight = 1.0
     keep_pretraining_heads: bool = False
 
-    def validate(self) -> list[str]:
-        """Messages for every invalid field (empty when valid)."""
-        errors = []
-        if self.vqa_loss not in VQA_LOSSES:
-            errors.append(f"options.vqa_loss must be one of {VQA_LOSSES}, got {self.vqa_loss!r}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            errors.append(f"options.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0.0 <= self.hard_negative_prob <= 1.0:
-            errors.append(
-                f"options.hard_negative_prob must be in [0, 1], got {self.hard_negative_prob}"
-            )
-        for name in ("itm_weight", "contrastive_weight", "fusion_lr_mult"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                errors.append(f"options.{name} must be a finite number >= 0, got {value!r}")
-        return errors
+
+@config
+class TaskRunOptions(TaskOptions):
+    """``finetune.task_options.<task>``: the :class:`TaskOptions` plus how the task is run.
+
+    ``head_hidden_dim`` / ``head_dropout``: the classifier head (None: the fused width, as
+    M3AE); ``answer_min_count``: VQA answers seen fewer times in train are out of vocabulary;
+    ``retrieval_k``: the contrastive top-k re-ranked by the ITM head; ``eval_batch_size``.
+    """
+
+    head_hidden_dim: Annotated[int, Field(ge=1)] | None = None
+    head_dropout: Fraction = 0.0
+    answer_min_count: Annotated[int, Field(ge=0)] = 1
+    retrieval_k: Annotated[int, Field(ge=1)] = 16
+    eval_batch_size: Annotated[int, Field(ge=1)] = 64
+
+    def split(self) -> tuple[TaskOptions, dict[str, Any]]:
+        """``(TaskOptions, the run settings)``: what the model keeps and what the recipe uses."""
+        values = dataclasses.asdict(self)
+        kept = {f.name for f in dataclasses.fields(TaskOptions)}
+        return (
+            TaskOptions(**{k: v for k, v in values.items() if k in kept}),
+            {k: v for k, v in values.items() if k not in kept},
+        )
 
 
-@dataclass
+@config
 class TaskConfig:
     """A task model: task, classes, head shape, options and the backbone configuration.
 
@@ -88,13 +98,14 @@ class TaskConfig:
     task: TaskName
     backbone: ModelConfig
     num_classes: int = 0
-    label_names: tuple[str, ...] = ()
+    label_names: Annotated[
+        tuple[str, ...], BeforeValidator(lambda names: tuple(str(n) for n in names))
+    ] = ()
     head_hidden_dim: int | None = None
     head_dropout: float = 0.0
     options: TaskOptions = field(default_factory=TaskOptions)
 
     def __post_init__(self) -> None:
-        self.label_names = tuple(str(n) for n in self.label_names)
         self.validate()
 
     @property
@@ -131,10 +142,6 @@ class TaskConfig:
             )
         if not 0.0 <= self.head_dropout < 1.0:
             errors.append(f"head_dropout must be in [0, 1), got {self.head_dropout}")
-        if not isinstance(self.options, TaskOptions):
-            errors.append(f"options must be TaskOptions, got {type(self.options).__name__}")
-        else:
-            errors.extend(self.options.validate())
         if (
             self.task in TASKS
             and TASK_SPECS[self.task].ranks
@@ -146,7 +153,7 @@ class TaskConfig:
                 "objectives.itm enabled"
             )
         if errors:
-            raise TaskConfigError("invalid task config:\n  " + "\n  ".join(errors))
+            raise TaskConfigError("invalid task config: " + "; ".join(errors))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (the backbone as its own ``to_dict()``)."""
@@ -163,29 +170,4 @@ class TaskConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise :class:`TaskConfigError`."""
-        if not isinstance(data, dict):
-            raise TaskConfigError(f"task config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TaskConfigError(
-                f"unknown key(s) {unknown} in task config; valid: {sorted(known)}"
-            )
-        if "task" not in data or "backbone" not in data:
-            raise TaskConfigError("task config needs 'task' and 'backbone'")
-        kwargs = dict(data)
-        backbone = kwargs["backbone"]
-        kwargs["backbone"] = (
-            backbone if isinstance(backbone, ModelConfig) else ModelConfig.from_dict(backbone)
-        )
-        options = kwargs.get("options", {})
-        if not isinstance(options, TaskOptions):
-            option_names = {f.name for f in dataclasses.fields(TaskOptions)}
-            bad = sorted(set(options) - option_names)
-            if bad:
-                raise TaskConfigError(
-                    f"unknown key(s) {bad} in task options; valid: {sorted(option_names)}"
-                )
-            kwargs["options"] = TaskOptions(**options)
-        kwargs["label_names"] = tuple(kwargs.get("label_names", ()))
-        return cls(**kwargs)
+        return parse(cls, data, "task", fix="Fix: correct it (the fields are in tasks/config.py).")

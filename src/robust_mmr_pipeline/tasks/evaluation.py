@@ -20,13 +20,13 @@ from torch.utils.data import DataLoader
 from robust_mmr_pipeline.engine.inference import predict
 from robust_mmr_pipeline.tasks import metrics as M
 from robust_mmr_pipeline.tasks.retrieval import (
-    RetrievalEncoding,
-    RetrievalInputs,
     RetrievalResult,
     contrastive_search,
     cross_encoder_search,
     two_stage_search,
 )
+from robust_mmr_pipeline.tasks.retrieval_encoding import RetrievalEncoding
+from robust_mmr_pipeline.tasks.retrieval_inputs import RetrievalInputs
 
 RETRIEVAL_METHODS: tuple[str, ...] = ("two_stage", "cross_encoder", "contrastive")
 
@@ -183,7 +183,7 @@ def evaluate_retrieval(
     encoding: RetrievalEncoding | None = None,
 ) -> tuple[dict[str, float], RetrievalResult]:
     """Run ``method`` (``two_stage``, ``cross_encoder`` or ``contrastive``) on ``inputs``
-    (``encoding``: its :func:`~robust_mmr_pipeline.tasks.retrieval.encode_inputs`, computed
+    (``encoding``: its :func:`~robust_mmr_pipeline.tasks.retrieval_encoding.encode_inputs`, computed
     when None); returns (:func:`retrieval_metrics`, the raw :class:`RetrievalResult`)."""
     if method == "two_stage":
         result = two_stage_search(model, inputs, k=k, batch_size=batch_size, encoding=encoding)

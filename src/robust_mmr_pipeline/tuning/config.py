@@ -12,14 +12,16 @@ Storage URL forms (``storage``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
+
+from robust_mmr_pipeline.typed_config import config
 
 Direction = Literal["maximize", "minimize"]
 JOURNAL_PREFIX = "journal:"
 
 
-@dataclass
+@config
 class FloatRange:
     """A float search dimension ``[low, high]`` (``log``: sampled on a log scale)."""
 
@@ -34,7 +36,7 @@ class FloatRange:
             raise ValueError(f"a log-scale range needs low > 0, got {self.low}")
 
 
-@dataclass
+@config
 class IntRange:
     """An integer search dimension ``[low, high]``."""
 
@@ -46,7 +48,7 @@ class IntRange:
             raise ValueError(f"range low={self.low} must be <= high={self.high}")
 
 
-@dataclass
+@config
 class SearchSpace:
     """Bounds of every tuned Robust-MMR knob (``model.objectives`` / ``model.robust``): λ_dc,
     λ_mr, α (``degraded_weight``), the view probabilities, severities and the mask ratio.
@@ -82,7 +84,7 @@ class SearchSpace:
             raise ValueError("view_weight.low must be >= 0")
 
 
-@dataclass
+@config
 class SamplerParams:
     """TPE sampler; its seed is the study seed."""
 
@@ -91,7 +93,7 @@ class SamplerParams:
     multivariate: bool = True
 
 
-@dataclass
+@config
 class PrunerParams:
     """``median`` (MedianPruner) or ``hyperband`` (HyperbandPruner) over the eval steps."""
 
@@ -102,7 +104,7 @@ class PrunerParams:
     reduction_factor: int = 3
 
 
-@dataclass
+@config
 class PerturbedObjective:
     """Second objective: validation accuracy under one on-the-fly image corruption."""
 
@@ -115,7 +117,7 @@ class PerturbedObjective:
             raise ValueError(f"perturbed.severity must be in 1..5, got {self.severity}")
 
 
-@dataclass
+@config
 class TuningParams:
     """One worker's share of a (possibly shared) Optuna study over the robustness weights.
 

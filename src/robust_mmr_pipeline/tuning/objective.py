@@ -6,6 +6,12 @@ set. The held-out TEST domain (left out of ``in_domain`` by the domain split) an
 split row are never read, so the tuned weights can be reported on the test domain once.
 The tokenizer and the image cache come from the pretrain pipeline (the tokenizer is fitted on
 the pre-training texts, which include the validation domain's train texts, never test text).
+
+Fine-tuning and model selection are the fine-tuning pipeline's own
+(:func:`robust_mmr_pipeline.recipes.finetune.finetune_task`, validation every ``eval_every``
+steps); a trial scores the selected model. Its validation history is reported to Optuna once
+fine-tuning has finished, so a pruned trial stops before the perturbed evaluation, not mid-run
+(``finetune_task`` has no per-evaluation callback).
 """
 
 from __future__ import annotations
@@ -146,47 +152,43 @@ def _end_mlflow(run: Any, status: str, values: Mapping[str, float]) -> None:
     mlflow.end_run("FINISHED" if status in ("COMPLETE", "PRUNED") else "FAILED")
 
 
-def vqa_accuracy(
-    model: Any,
-    rows: pd.DataFrame,
-    cache: Any,
-    vocabulary: Mapping[str, int],
-    tokenizer: Any,
-    max_length: int,
-    batch_size: int,
-    accelerator: Any = None,
-    image_perturbation: Any = None,
-) -> float:
-    """Overall VQA accuracy of ``model`` on ``rows`` (optionally with an image corruption)."""
-    from torch.utils.data import DataLoader
+def report_history(
+    trial: optuna.Trial,
+    history: list[tuple[int, float]],
+    prune: bool,
+    run: Any,
+    results: dict[str, float],
+) -> None:
+    """Report the validation values of a fine-tuning run (``(step, value)``, in step order) to
+    Optuna and MLflow; with ``prune`` (single-objective studies), raise TrialPruned at the
+    first step where the pruner says so (``results["val_accuracy"]`` then holds that step's
+    value)."""
+    for step, value in history:
+        if run is not None:
+            import mlflow
 
-    from robust_mmr_pipeline.tasks import TaskCollator, VQADataset, evaluate_vqa
-
-    dataset = VQADataset(rows, cache, vocabulary)
-    collate = TaskCollator(tokenizer, max_length, image_perturbation=image_perturbation)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    return float(evaluate_vqa(model, loader, n_boot=0, accelerator=accelerator)["overall"])
+            mlflow.log_metric("val_accuracy", value, step=step)
+        if prune:
+            trial.report(value, step)
+            if trial.should_prune():
+                results["val_accuracy"] = value
+                raise optuna.TrialPruned(f"pruned at fine-tuning step {step}")
 
 
 def make_objective(
     inputs: ObjectiveInputs, params: TuningParams
 ) -> Callable[[optuna.Trial], float | list[float]]:
     """The Optuna objective of one study (see the module docstring)."""
-    from robust_mmr_pipeline.engine import ImageCache, TrainerConfig, train
-    from robust_mmr_pipeline.model.presets import deep_merge
+    from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
+    from robust_mmr_pipeline.recipes.finetune import finetune_task
     from robust_mmr_pipeline.recipes.pretrain import build_model_config, run_pretraining
-    from robust_mmr_pipeline.tasks import (
-        ImagePerturbation,
-        TaskCollator,
-        TaskModel,
-        VQADataset,
-        answer_vocabulary,
-    )
+    from robust_mmr_pipeline.tasks.registry import task_spec
+    from robust_mmr_pipeline.typed_config import deep_merge
 
     split = inputs.split
-    vocabulary = answer_vocabulary(split.train_vqa)
-    labels = sorted(vocabulary, key=vocabulary.__getitem__)
-    cache = ImageCache(inputs.cache_dir)
+    # the validation domain's train and val rows all validate the trial (none is trained on)
+    val_rows = split.val_vqa.assign(split="val")
+    metric = task_spec(params.task).selection_metric
     hardware = {k: inputs.base_trainer[k] for k in INHERITED if k in inputs.base_trainer}
     single = len(params.directions) == 1
     work_root = Path(params.work_dir) / params.study_name
@@ -234,71 +236,54 @@ def make_objective(
                 str(trial_dir / "pretrain"),
                 log_to_mlflow=False,
             )
-            model, _ = TaskModel.from_pretrained(
-                summary.checkpoint, params.task, len(labels), label_names=labels
-            )
             finetune_dir = trial_dir / "finetune"
             if finetune_dir.exists():
                 shutil.rmtree(finetune_dir)
-            trainer = TrainerConfig.from_dict(
-                {
-                    **FINETUNE_DEFAULTS,
-                    **hardware,
-                    **params.finetune_trainer,
-                    "seed": seed,
-                    "eval_every": params.eval_every,
-                    "checkpoint_every": 0,
-                    "keep_last": 1,
-                    "progress_bar": False,
-                    "output_dir": str(finetune_dir),
-                }
+            finetune_trainer = {
+                **FINETUNE_DEFAULTS,
+                **hardware,
+                **params.finetune_trainer,
+                "seed": seed,
+                "eval_every": params.eval_every,
+                "checkpoint_every": 0,
+                "keep_last": 1,
+                "progress_bar": False,
+            }
+            finetuned = finetune_task(
+                params.task,
+                split.train_vqa,
+                val_rows,
+                inputs.cache_dir,
+                inputs.tokenizer,
+                summary.checkpoint,
+                None,
+                {"eval_batch_size": params.eval_batch_size},
+                finetune_trainer,
+                str(finetune_dir),
+                log_to_mlflow=False,
             )
-            max_length = config.text.max_length
-
-            def eval_fn(model: Any, step: int, accelerator: Any) -> dict[str, float]:
-                accuracy = vqa_accuracy(
-                    model,
-                    split.val_vqa,
-                    cache,
-                    vocabulary,
-                    inputs.tokenizer,
-                    max_length,
-                    params.eval_batch_size,
-                    accelerator,
-                )
-                if run is not None:
-                    import mlflow
-
-                    mlflow.log_metric("val_accuracy", accuracy, step=step)
-                if single:
-                    trial.report(accuracy, step)
-                    if trial.should_prune():
-                        results["val_accuracy"] = accuracy
-                        raise optuna.TrialPruned(f"pruned at fine-tuning step {step}")
-                return {"val_accuracy": accuracy}
-
-            dataset = VQADataset(split.train_vqa, cache, vocabulary)
-            collate = TaskCollator(inputs.tokenizer, max_length)
-            result = train(
-                model, dataset, trainer, collate, tokenizer=inputs.tokenizer, eval_fn=eval_fn
-            )
-            results["val_accuracy"] = float(result.eval_history[-1]["val_accuracy"])
+            history = [(int(r["step"]), float(r[f"val/{metric}"])) for r in finetuned.history]
+            report_history(trial, history, single, run, results)
+            # the selected (best-on-validation) model, as the fine-tuning pipeline keeps it
+            results["val_accuracy"] = float(finetuned.val_metrics[metric])
             objectives = [results["val_accuracy"]]
             if params.perturbed.enabled:
-                perturbation = ImagePerturbation(
-                    params.perturbed.image, params.perturbed.severity, seed=params.seed
-                )
-                name = params.objective_names[1]
-                results[name] = vqa_accuracy(
-                    model,
-                    split.val_vqa,
-                    cache,
-                    vocabulary,
+                evaluator = TaskEvaluator(
+                    params.task,
+                    finetuned.checkpoint,
+                    inputs.cache_dir,
                     inputs.tokenizer,
-                    max_length,
-                    params.eval_batch_size,
-                    image_perturbation=perturbation,
+                    batch_size=params.eval_batch_size,
+                    n_boot=0,
                 )
+                perturbation = {
+                    "modality": "image",
+                    "perturbation": params.perturbed.image,
+                    "severity": params.perturbed.severity,
+                    "seed": params.seed,
+                }
+                name = params.objective_names[1]
+                results[name] = float(evaluator.evaluate(val_rows, perturbation)[0][metric])
                 objectives.append(results[name])
             for key, value in results.items():
                 trial.set_user_attr(key, value)

@@ -8,10 +8,11 @@ values), so a typo fails before the run instead of being ignored.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from robust_mmr_pipeline.schema import SPLITS, TABLES
+from robust_mmr_pipeline.typed_config import config
 from robust_mmr_pipeline.validation.checks import (
     DEFAULT_FATAL,
     DEFAULT_WARN,
@@ -29,7 +30,7 @@ TEXT_COLUMNS: dict[str, tuple[int, int]] = {
 }
 
 
-@dataclass
+@config
 class Bounds:
     """An inclusive ``[min, max]`` range."""
 
@@ -41,7 +42,7 @@ class Bounds:
             raise ValueError(f"bounds need 0 <= min <= max, got min={self.min}, max={self.max}.")
 
 
-@dataclass
+@config
 class ImageCheckParams:
     """The per-image file check (``validation.images``).
 
@@ -87,7 +88,7 @@ class ImageCheckParams:
             )
 
 
-@dataclass
+@config
 class PhiParams:
     """The de-identification guard (``validation.phi``).
 
@@ -139,7 +140,7 @@ class PhiParams:
         return {**{k: PHI_PATTERNS[k] for k in self.kinds}, **self.extra_patterns}
 
 
-@dataclass
+@config
 class SplitOverlapParams:
     """Train/test image leakage (``validation.split_overlap``).
 
@@ -165,7 +166,7 @@ class SplitOverlapParams:
                 )
 
 
-@dataclass
+@config
 class ValidationParams:
     """Everything the validation pipeline reads from ``params:validation``.
 

@@ -161,15 +161,15 @@ def failure_message(summary: Mapping[str, Any], report_paths: Mapping[str, Path]
 # ----------------------------------------------------------------------------- Markdown
 
 
-def _md_cell(value: Any) -> str:
-    text = "" if value is None else (value if isinstance(value, str) else _short(value, 200))
-    return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+def _md_text(value: Any) -> str:
+    return "" if value is None else (value if isinstance(value, str) else _short(value, 200))
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
-    return [*lines, ""]
+    from robust_mmr_pipeline.reporting.markdown import markdown_table
+
+    table = markdown_table(headers, [[_md_text(v) for v in row] for row in rows], empty=None)
+    return [table.removesuffix("\n"), ""]
 
 
 def _md_records(records: list[Mapping[str, Any]]) -> list[str]:

@@ -117,7 +117,7 @@ def test_per_run_keys_cannot_be_overridden(section: str, value: dict, match: str
 def test_a_bad_run_override_fails_before_anything_runs(
     kedro_project: Path, run_kedro, small_grid
 ) -> None:
-    with pytest.raises(ParameterError, match=r"(?s)ablation run no_pretraining/seed_0.*max_stepz"):
+    with pytest.raises(ParameterError, match=r"'ablation\.pretrain\.trainer\.max_stepz'"):
         run_kedro("ablation", params={"ablation": {"pretrain": {"trainer": {"max_stepz": 3}}}})
     assert not (kedro_project / "data/03_primary").exists() or not any(
         (kedro_project / "data/03_primary").iterdir()

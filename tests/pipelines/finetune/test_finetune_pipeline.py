@@ -35,9 +35,9 @@ def test_from_scratch_baseline_and_mce_against_a_baseline(chain_project: Path, r
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"tasks": ["vqa", "captioning"]}, "tasks must be"),
-        ({"task_options": {"vqa": {"vqa_los": "ce"}}}, "unknown task option"),
-        ({"trainer": {"max_step": 3}}, "Unknown trainer setting"),
+        ({"tasks": ["vqa", "captioning"]}, r"finetune\.tasks\[1\] = 'captioning'"),
+        ({"task_options": {"vqa": {"vqa_los": "ce"}}}, r"'finetune\.task_options\.vqa\.vqa_los'"),
+        ({"trainer": {"max_step": 3}}, r"'finetune\.trainer\.max_step' \(did you mean"),
     ],
 )
 def test_bad_finetune_parameters_fail_before_training(

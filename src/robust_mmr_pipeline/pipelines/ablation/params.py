@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from robust_mmr_pipeline.pipelines.ablation.grid import NO_PRETRAINING
+from robust_mmr_pipeline.typed_config import config, deep_merge, lazy_overrides
+
+# Each run's sections are these overrides merged over the main ones: typed by those sections.
+PretrainOverrides = lazy_overrides("robust_mmr_pipeline.pipelines.pretrain.params:PretrainParams")
+FinetuneOverrides = lazy_overrides("robust_mmr_pipeline.pipelines.finetune.params:FinetuneParams")
+EvaluationOverrides = lazy_overrides(
+    "robust_mmr_pipeline.pipelines.evaluation.params:EvaluationParams"
+)
 
 
-def merged(base: Mapping[str, Any] | None, update: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``update`` deep-merged over ``base`` (plain dicts; lists are replaced, not appended)."""
-    from omegaconf import OmegaConf
-
-    merged_conf = OmegaConf.merge(OmegaConf.create(dict(base or {})), dict(update or {}))
-    return OmegaConf.to_container(merged_conf, resolve=True)  # type: ignore[return-value]
-
-
-@dataclass
+@config
 class AblationParams:
     """How every ablation run differs from the main pipelines' parameters.
 
@@ -33,9 +33,9 @@ class AblationParams:
     focus: str = "robust_mmr"
     scratch_preset: str = "mmr"
     output_dir: str = "data/06_models/ablation"
-    pretrain: dict[str, Any] = field(default_factory=dict)
-    finetune: dict[str, Any] = field(default_factory=dict)
-    evaluation: dict[str, Any] = field(default_factory=dict)
+    pretrain: PretrainOverrides = field(default_factory=dict)
+    finetune: FinetuneOverrides = field(default_factory=dict)
+    evaluation: EvaluationOverrides = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("preset", "output_dir", "register_model"):
@@ -60,13 +60,13 @@ class AblationParams:
         project's parameters ``base`` (plain dicts, as ``params:<section>`` would be)."""
         root = self.run_dir(setting, seed)
         preset = self.scratch_preset if setting == NO_PRETRAINING else setting
-        pretrain = merged(base.get("pretrain"), self.pretrain)
+        pretrain = deep_merge(base.get("pretrain"), self.pretrain)
         pretrain.update(preset=preset, output_dir=f"{root}/pretrain", register_model=False)
         pretrain["trainer"] = {**pretrain.get("trainer", {}), "seed": int(seed)}
-        finetune = merged(base.get("finetune"), self.finetune)
+        finetune = deep_merge(base.get("finetune"), self.finetune)
         finetune.update(from_scratch=setting == NO_PRETRAINING, output_dir=f"{root}/finetune")
         finetune["trainer"] = {**finetune.get("trainer", {}), "seed": int(seed)}
-        evaluation = merged(base.get("evaluation"), self.evaluation)
+        evaluation = deep_merge(base.get("evaluation"), self.evaluation)
         evaluation["baseline_metrics"] = None
         return {"pretrain": pretrain, "finetune": finetune, "evaluation": evaluation}
 

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from robust_mmr_pipeline.typed_config import config, deep_merge, lazy_overrides
 
 PROTOCOL = "as_released"
 
 
-def _merged(base: Mapping[str, Any] | None, override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` deep-merged over ``base`` (mappings merge, everything else replaces)."""
-    out = dict(base or {})
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = value
-    return out
+# The branch's sections are these overrides merged over the main ones: typed by those sections.
+FinetuneOverrides = lazy_overrides("robust_mmr_pipeline.pipelines.finetune.params:FinetuneParams")
+EvaluationOverrides = lazy_overrides(
+    "robust_mmr_pipeline.pipelines.evaluation.params:EvaluationParams"
+)
 
 
-@dataclass
+@config
 class AsReleasedParams:
     """The as_released branch: the main fine-tuning and evaluation, on the ``as_released``
     protocol (domain_split.as_released), with these overrides merged over
@@ -32,16 +30,16 @@ class AsReleasedParams:
     """
 
     output_dir: str = "data/06_models/finetune_as_released"
-    finetune: dict[str, Any] = field(default_factory=dict)
-    evaluation: dict[str, Any] = field(default_factory=dict)
+    finetune: FinetuneOverrides = field(default_factory=dict)
+    evaluation: EvaluationOverrides = field(default_factory=dict)
 
     def sections(
         self, finetune: Mapping[str, Any] | None, evaluation: Mapping[str, Any] | None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The branch's finetune and evaluation sections from the main ones."""
-        tuned = _merged(finetune, self.finetune)
+        tuned = deep_merge(finetune, self.finetune)
         tuned.update(protocol=PROTOCOL, output_dir=self.output_dir)
-        scored = _merged(evaluation, self.evaluation)
+        scored = deep_merge(evaluation, self.evaluation)
         scored.update(in_domain_protocol=PROTOCOL, cross_domain_protocol="")
         return tuned, scored
 

@@ -9,17 +9,14 @@ import pandas as pd
 from robust_mmr_pipeline.params import parse
 from robust_mmr_pipeline.pipelines.domain_split.params import DomainSplitParams
 from robust_mmr_pipeline.pipelines.ingestion.params import IngestionParams
+from robust_mmr_pipeline.splits.inputs import check_validation_summary
 from robust_mmr_pipeline.splits.perturbation_sets import (
     BASE_SPLIT,
     perturbation_sets,
     registry_names,
     resolve_perturbations,
 )
-from robust_mmr_pipeline.splits.protocols import (
-    answer_vocabulary,
-    build_splits,
-    check_validation_summary,
-)
+from robust_mmr_pipeline.splits.protocols import answer_vocabulary, build_splits
 from robust_mmr_pipeline.splits.summary import plot_split_counts, split_counts
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from robust_mmr_pipeline.splits.assign import SplitFractions
 from robust_mmr_pipeline.splits.perturbation_sets import SEVERITIES
+from robust_mmr_pipeline.typed_config import config
 
 
-@dataclass
+@config
 class DomainSplitParams:
     """How to split the unified tables into protocols and which perturbed test sets to list.
 

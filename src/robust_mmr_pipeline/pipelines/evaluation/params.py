@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from robust_mmr_pipeline.tasks.registry import TASKS
+from robust_mmr_pipeline.typed_config import config
 
 
-@dataclass
+@config
 class EvaluationParams:
     """Which fine-tuned tasks, perturbations and severities are evaluated, and how.
 

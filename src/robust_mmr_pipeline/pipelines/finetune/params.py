@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
-from robust_mmr_pipeline.tasks.registry import CLASSIFICATION_TASKS, TASKS
+from robust_mmr_pipeline.params import ModelOverrides, TaskOptionsOverrides, TrainerOverrides
+from robust_mmr_pipeline.tasks.registry import CLASSIFICATION_TASKS, TASKS, TaskName
+from robust_mmr_pipeline.typed_config import config
 
 FULL_BUDGET = 1.0
 
 
-@dataclass
+@config
 class LabelBudget:
     """One label budget: ``fraction`` of the labeled train rows (nested subsets, the same rows
     for every model; tasks/budgets.py) and ``trainer`` overrides for it (a tenth of the rows
     needs fewer steps)."""
 
     fraction: float
-    trainer: dict[str, Any] = field(default_factory=dict)
+    trainer: TrainerOverrides = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= FULL_BUDGET:
             raise ValueError(f"a label budget fraction must lie in (0, 1], got {self.fraction}")
 
 
-@dataclass
+@config
 class PretrainedRecipe:
     """How a PRE-TRAINED backbone is fine-tuned (the from-scratch reference keeps ``trainer``).
 
@@ -32,22 +34,27 @@ class PretrainedRecipe:
     decay); ``linear_probe_epochs`` > 0 is LP-FT: the head is fitted on frozen features for that
     many epochs first, at ``linear_probe_lr`` (0: plain fine-tuning). ``plain_ft_reference``:
     also fine-tune the pre-trained backbone with the from-scratch recipe (the "plain FT" row of
-    the report) at the budgets listed there.
+    the report) at the budgets listed there. ``wise_ft_alphas``: WiSE-FT, the fine-tuned
+    weights interpolated back towards the LP start at these alphas, the best on validation kept
+    (the fine-tuned model, alpha 1, always competes; [] turns it off).
     """
 
-    trainer: dict[str, Any] = field(default_factory=dict)
+    trainer: TrainerOverrides = field(default_factory=dict)
     linear_probe_epochs: int = 0
     linear_probe_lr: float = 1e-3
     plain_ft_reference: list[float] = field(default_factory=list)
+    wise_ft_alphas: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if any(not 0.0 <= a <= 1.0 for a in self.wise_ft_alphas):
+            raise ValueError(f"wise_ft_alphas must lie in [0, 1], got {self.wise_ft_alphas}")
         if self.linear_probe_epochs < 0:
             raise ValueError(f"linear_probe_epochs must be >= 0, got {self.linear_probe_epochs}")
         if not self.linear_probe_lr > 0:
             raise ValueError(f"linear_probe_lr must be > 0, got {self.linear_probe_lr}")
 
 
-@dataclass
+@config
 class FinetuneParams:
     """Fine-tuning of every task in ``tasks`` on ``protocol``'s train split, selected on val.
 
@@ -65,49 +72,36 @@ class FinetuneParams:
     and the main report rows use the full budget (always run).
     """
 
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    tasks: list[TaskName] = field(default_factory=lambda: list(TASKS))
     from_scratch: bool = False
     reference_from_scratch: bool = True
     protocol: str = "in_domain"
     text_kinds: list[str] = field(default_factory=lambda: ["report", "caption"])
-    model: dict[str, Any] = field(default_factory=dict)
-    trainer: dict[str, Any] = field(default_factory=dict)
-    task_trainer: dict[str, dict[str, Any]] = field(default_factory=dict)
-    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model: ModelOverrides = field(default_factory=dict)
+    trainer: TrainerOverrides = field(default_factory=dict)
+    task_trainer: dict[TaskName, TrainerOverrides] = field(default_factory=dict)
+    task_options: dict[TaskName, TaskOptionsOverrides] = field(default_factory=dict)
     output_dir: str = "data/06_models/finetune"
     log_to_mlflow: bool = True
     pretrained: PretrainedRecipe = field(default_factory=PretrainedRecipe)
     label_budgets: list[LabelBudget] = field(default_factory=list)
-    budget_tasks: list[str] = field(default_factory=lambda: list(CLASSIFICATION_TASKS))
+    budget_tasks: list[TaskName] = field(default_factory=lambda: list(CLASSIFICATION_TASKS))
     budget_seed: int = 0
 
     def __post_init__(self) -> None:
-        from robust_mmr_pipeline.engine import TrainerConfig
+        # Keys and types are checked by the field types; here: how the values go together.
         from robust_mmr_pipeline.recipes.finetune import split_task_options
 
-        unknown = sorted(set(self.tasks) - set(TASKS))
-        if unknown or not self.tasks:
-            raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
-        if len(set(self.tasks)) != len(self.tasks):
-            raise ValueError(f"tasks are listed twice: {self.tasks}")
-        for mapping, what in ((self.task_trainer, "task_trainer"), (self.task_options, "options")):
-            bad = sorted(set(mapping) - set(TASKS))
-            if bad:
-                raise ValueError(f"{what} names unknown task(s) {bad}; tasks: {TASKS}")
+        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"tasks must be a non-empty list of distinct tasks, got {self.tasks}")
         fractions = [b.fraction for b in self.label_budgets]
         if len(set(fractions)) != len(fractions):
             raise ValueError(f"label_budgets repeat a fraction: {fractions}")
-        bad = sorted(set(self.budget_tasks) - set(TASKS))
-        if bad:
-            raise ValueError(f"budget_tasks names unknown task(s) {bad}; tasks: {TASKS}")
         for task in self.tasks:
             for budget in self.budgets_for(task):
                 for pretrained in (True, False):
                     self.trainer_for(task, pretrained=pretrained, budget=budget)
-            split_task_options(self.task_options.get(task))
-        # Keep the user's keys, with the values as the trainer reads them (e.g. a YAML `no`).
-        shared = TrainerConfig.from_dict({**self.trainer, "output_dir": self.output_dir})
-        self.trainer = {key: shared.to_dict()[key] for key in self.trainer}
+            split_task_options(self.task_options.get(task), f"finetune.task_options.{task}")
 
     def budgets_for(self, task: str) -> list[float]:
         """The label budgets ``task`` is fine-tuned at, smallest first (always the full one)."""
@@ -131,7 +125,7 @@ class FinetuneParams:
             **self.task_trainer.get(task, {}),
             **overrides.get(budget, {}),
         }
-        TrainerConfig.from_dict({**merged, "output_dir": self.task_dir(task)})
+        TrainerConfig.from_dict({**merged, "output_dir": self.task_dir(task)}, "finetune.trainer")
         return merged
 
     def task_dir(self, task: str, budget: float = FULL_BUDGET) -> str:

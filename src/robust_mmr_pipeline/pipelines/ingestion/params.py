@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from robust_mmr_pipeline.schema import SourceTables
+from robust_mmr_pipeline.typed_config import config
 
 
-@dataclass
+@config
 class SourceSpec:
     """One dataset to ingest.
 
@@ -36,6 +37,12 @@ class SourceSpec:
         return self.name or self.kind
 
     def __post_init__(self) -> None:
+        from robust_mmr_pipeline.sources.registry import options_type  # imports the readers
+        from robust_mmr_pipeline.typed_config import parse
+
+        typed = options_type(self.kind)
+        if typed is not None:  # the reader's options config names a typo before the run
+            parse(typed, self.options, f"ingestion.sources[{self.source_name}].options")
         if self.max_bad_fraction is not None and not 0.0 <= self.max_bad_fraction < 1.0:
             raise ValueError(
                 f"ingestion.sources[{self.source_name}].max_bad_fraction must lie in [0, 1), "
@@ -43,7 +50,7 @@ class SourceSpec:
             )
 
 
-@dataclass
+@config
 class IngestionParams:
     sources: list[SourceSpec]
     # raise: a bad record stops the run with a message naming file, record and fix;

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
+from robust_mmr_pipeline.typed_config import config, lazy_overrides
 
-@dataclass
+# Partial overrides of the model / trainer configs, typed by them (imported on first use: the
+# model and engine packages import torch, which listing the pipelines must not).
+ModelOverrides = lazy_overrides("robust_mmr_pipeline.model.config:ModelConfig")
+TrainerOverrides = lazy_overrides("robust_mmr_pipeline.engine.config:TrainerConfig")
+
+
+@config
 class TokenizerParams:
     vocab_size: int = 4096
     min_frequency: int = 2
 
 
-@dataclass
+@config
 class ImageCacheParams:
     cache_dir: str = "data/04_feature/image_cache"
     resize_mode: Literal["pad", "crop", "stretch"] = "pad"
     workers: int = 0  # >1: decode with a process pool
 
 
-@dataclass
+@config
 class WatchParams:
     """Pre-training watched on validation (recipes/pretrain_watch.py): every ``every`` steps
     (0: off) and at the end, the held-out losses on up to ``max_val_pairs`` val pairs of the
@@ -43,7 +50,7 @@ class WatchParams:
             )
 
 
-@dataclass
+@config
 class PretrainParams:
     """One pre-training run.
 
@@ -58,8 +65,8 @@ class PretrainParams:
     size: str = "small"
     protocol: str = "pretrain"
     text_kinds: list[str] = field(default_factory=lambda: ["report", "caption"])
-    model: dict[str, Any] = field(default_factory=dict)
-    trainer: dict[str, Any] = field(default_factory=dict)
+    model: ModelOverrides = field(default_factory=dict)
+    trainer: TrainerOverrides = field(default_factory=dict)
     tokenizer: TokenizerParams = field(default_factory=TokenizerParams)
     image_cache: ImageCacheParams = field(default_factory=ImageCacheParams)
     output_dir: str = "data/06_models/pretrain"
@@ -68,14 +75,13 @@ class PretrainParams:
     watch: WatchParams = field(default_factory=WatchParams)
 
     def __post_init__(self) -> None:
-        # Building the configs validates every field name and value before the run starts.
+        # Keys and types are checked by the field types; building the configs checks how the
+        # values go together (e.g. widths divisible by the number of heads) before the run.
         from robust_mmr_pipeline.engine import TrainerConfig
         from robust_mmr_pipeline.model import apply_preset
 
-        apply_preset(self.preset, self.model, size=self.size)
-        trainer = TrainerConfig.from_dict({**self.trainer, "output_dir": self.output_dir})
-        # Keep the user's keys, with the values as the trainer reads them (e.g. a YAML `no`).
-        self.trainer = {key: trainer.to_dict()[key] for key in self.trainer}
+        apply_preset(self.preset, self.model, size=self.size, section="pretrain.model")
+        TrainerConfig.from_dict({**self.trainer, "output_dir": self.output_dir}, "pretrain.trainer")
 
     @property
     def run_dir(self) -> str:

@@ -3,7 +3,7 @@
 Every reader of :mod:`robust_mmr_pipeline.sources` is one :class:`SourceReader`: the format's
 module gives its options dataclass, ``declare(options) -> SourceYield`` and
 ``read_tables(root, name, options, bad) -> SourceTables`` (the format-specific part); the base
-does the shared preamble (typed options with a clear error for unknown keys, the source name,
+does the shared preamble (typed options: a config, so an unknown key is named, the source name,
 the bad-record policy, the root folder) in one place. The registry is built from the readers.
 """
 
@@ -16,7 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from robust_mmr_pipeline.schema import SourceTables
 from robust_mmr_pipeline.sources.common.bad_records import BadRecords, OnBadRecord, check_policy
-from robust_mmr_pipeline.sources.common.options import check_name, check_root, parse_options
+from robust_mmr_pipeline.sources.common.options import check_name, check_root
+from robust_mmr_pipeline.typed_config import parse
 
 OptionsT = TypeVar("OptionsT")
 
@@ -54,8 +55,8 @@ class SourceReader(Generic[OptionsT]):
     read_tables: Callable[[Path, str, OptionsT, BadRecords], SourceTables]
 
     def options(self, options: Mapping[str, Any] | OptionsT | None = None) -> OptionsT:
-        """The typed options (IngestionError naming an unknown or ill-typed key)."""
-        return parse_options(self.options_type, options, self.kind)
+        """The typed options (ParameterError naming an unknown or ill-typed key)."""
+        return parse(self.options_type, options, f"ingestion.sources[{self.kind}].options")
 
     def yields(self, options: Mapping[str, Any] | OptionsT | None = None) -> SourceYield:
         """What a source of this kind with ``options`` gives, before reading it."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, field
+from typing import Any, Literal, get_args
+
+from pydantic import StrictInt
 
 from robust_mmr_pipeline.sources.synthrad.catalog import FAMILIES
 from robust_mmr_pipeline.sources.synthrad.styles import STYLE_NAMES
+from robust_mmr_pipeline.typed_config import config, parse
 
 NOISE_TYPES: tuple[str, ...] = ("gaussian", "poisson", "speckle")
 # Which modalities each artefact affects: a grid is an X-ray device, rings and streaks are CT
@@ -20,7 +23,10 @@ ARTEFACTS: dict[str, tuple[str, ...]] = {
     "ghosting": ("mri",),
     "marker": ("x-ray", "ct", "mri"),
 }
-SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+SplitName = Literal["train", "val", "test"]
+SPLIT_NAMES: tuple[str, ...] = get_args(SplitName)
+Family = Literal["chest", "head", "abdomen"]
+assert get_args(Family) == FAMILIES, "Family must list catalog.FAMILIES"
 MAX_SEED = 2**63 - 1
 
 
@@ -34,7 +40,7 @@ def _number(value: object, name: str, owner: str) -> float:
     return float(value)
 
 
-@dataclass
+@config
 class SiteConfig:
     """One acquisition site: its image signature and its reporting style.
 
@@ -191,7 +197,7 @@ def default_sites() -> list[SiteConfig]:
     ]
 
 
-@dataclass
+@config
 class SynthRadConfig:
     """The whole SynthRad cohort. Study ``i`` depends only on ``(seed, i)`` and the other fields
     except ``n_studies``, so growing ``n_studies`` keeps the first studies (and their splits).
@@ -210,20 +216,20 @@ class SynthRadConfig:
     its own ``seed`` and source name, so its studies are not the labeled cohort's.
     """
 
-    n_studies: int = 1000
-    image_size: int = 128
-    seed: int = 0
+    n_studies: StrictInt = 1000
+    image_size: StrictInt = 128
+    seed: StrictInt = 0
     sites: list[SiteConfig] = field(default_factory=default_sites)
     held_out_sites: list[str] | None = None
-    family_weights: dict[str, float] = field(
+    family_weights: dict[Family, float] = field(
         default_factory=lambda: {"chest": 0.4, "head": 0.3, "abdomen": 0.3}
     )
     normal_fraction: float = 0.3
     secondary_finding_prob: float = 0.15
-    split_fractions: dict[str, float] = field(
+    split_fractions: dict[SplitName, float] = field(
         default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2}
     )
-    png_compress_level: int = 1
+    png_compress_level: StrictInt = 1
     corpus: bool = False
 
     def __post_init__(self) -> None:
@@ -240,7 +246,7 @@ class SynthRadConfig:
             raise ValueError(f"{owner}: seed must be an integer in [0, 2**63), got {self.seed!r}.")
         if not isinstance(self.sites, list | tuple) or len(self.sites) < 2:
             raise ValueError(f"{owner}: sites must list at least two SiteConfig entries.")
-        self.sites = [s if isinstance(s, SiteConfig) else _site_from_mapping(s) for s in self.sites]
+        self.sites = list(self.sites)
         names = [s.name for s in self.sites]
         if len(set(names)) != len(names):
             raise ValueError(f"{owner}: site names must be unique, got {names}.")
@@ -287,21 +293,7 @@ class SynthRadConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SynthRadConfig:
         """Build from a plain mapping (e.g. Kedro ``params:``); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"SynthRadConfig: unknown field(s) {unknown}; known: {sorted(known)}.")
-        return cls(**dict(data))
-
-
-def _site_from_mapping(data: object) -> SiteConfig:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"SynthRadConfig: a site must be a SiteConfig or a mapping, got {data!r}.")
-    known = {f.name for f in fields(SiteConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"SiteConfig: unknown field(s) {unknown}; known: {sorted(known)}.")
-    return SiteConfig(**dict(data))
+        return parse(cls, data, "synthrad", fix="Fix: correct it (see sources/synthrad/config.py).")
 
 
 def _weights(
@@ -310,9 +302,6 @@ def _weights(
     owner = "SynthRadConfig"
     if not isinstance(value, Mapping):
         raise ValueError(f"{owner}: {name} must be a mapping of {keys} to weights, got {value!r}.")
-    unknown = sorted(set(value) - set(keys))
-    if unknown:
-        raise ValueError(f"{owner}: {name} has unknown key(s) {unknown}; allowed: {keys}.")
     if require_all and set(value) != set(keys):
         raise ValueError(f"{owner}: {name} must give all of {keys}, got {sorted(value)}.")
     out = {key: _number(value.get(key, 0.0), f"{name}[{key!r}]", owner) for key in keys}
