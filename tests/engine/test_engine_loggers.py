@@ -38,6 +38,8 @@ def test_loggers_follow_the_protocol() -> None:
         "trainer.betas": "[0.9, 0.98]",
         "world_size": "1",
     }
+    # the typed config's tuple and the YAML list of one setting log as one value
+    assert flatten_params({"betas": (0.9, 0.98)}) == {"betas": "[0.9, 0.98]"}
     with pytest.raises(ValueError, match="log_checkpoints"):
         MLflowLogger(log_checkpoints="sometimes")  # type: ignore[arg-type]
 

@@ -148,3 +148,29 @@ def test_wise_ft_keeps_the_best_interpolant_on_validation(synthrad: dict, tmp_pa
         "vqa", summary.checkpoint, val, synthrad["cache"], None, None, 16, 0, 0
     )
     assert kept["overall"] == pytest.approx(summary.val_metrics["overall"])
+
+
+def test_on_eval_sees_every_validation_pass_and_can_stop_the_run(
+    synthrad: dict, tmp_path: Path
+) -> None:
+    """Optuna's pruning hook: called after each validation pass; what it raises stops the run."""
+
+    class Stop(Exception):
+        pass
+
+    seen: list[int] = []
+
+    def on_eval(step: int, values: dict) -> None:
+        assert "overall" in values
+        seen.append(step)
+        if step == 2:
+            raise Stop
+
+    vqa = synthrad["vqa"]
+    with pytest.raises(Stop):
+        recipe.finetune_task(
+            "vqa", vqa[vqa["split"] == "train"], vqa[vqa["split"] == "val"], synthrad["cache"],
+            synthrad["tokenizer"], None, synthrad["config"], {}, TRAINER, str(tmp_path),
+            log_to_mlflow=False, on_eval=on_eval,
+        )  # fmt: skip
+    assert seen == [1, 2]

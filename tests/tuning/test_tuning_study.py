@@ -257,8 +257,8 @@ def test_parameters_are_typed_and_typos_are_named() -> None:
 
 
 def test_fine_tuning_history_is_reported_and_a_pruned_trial_names_its_step() -> None:
-    """The objective reports fine-tuning's validation history once it has run (the recipe
-    has no per-evaluation callback): every step while the pruner lets it, and at the first
+    """The objective reports each fine-tuning validation pass to Optuna (the recipe
+    calls it per validation pass via on_eval): every step while the pruner lets it, at the first
     step it prunes, the value of that step."""
     study = optuna.create_study(
         direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.5)

@@ -103,14 +103,16 @@ def environment_callbacks() -> list[CheckpointCallback]:
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested mapping -> ``{"a.b": "value"}`` with string values (MLflow params)."""
+    """Nested mapping -> ``{"a.b": "value"}`` with string values (MLflow params). A tuple is
+    written as a list: the YAML list and the typed config's tuple of one setting (e.g.
+    ``trainer.betas``) are one value, and MLflow refuses a param logged twice differently."""
     flat: dict[str, str] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten_params(value, prefix=f"{name}."))
         else:
-            flat[name] = str(value)
+            flat[name] = str(list(value) if isinstance(value, tuple) else value)
     return flat
 
 

@@ -11,9 +11,7 @@ answer / label vocabulary comes from the train rows alone.
 scratch (the no-pretraining reference). Scoring (validation here, test in the evaluation
 pipeline) is :class:`robust_mmr_pipeline.recipes.evaluate.TaskEvaluator`.
 
-Selection metrics: VQA ``overall`` accuracy, classification ``accuracy``, retrieval ``rsum``
-(sum of R@1/5/10 of both directions). Main metric (reports, severity table): VQA ``overall``,
-classification ``accuracy``, retrieval ``t2i_r@1``.
+Selection and main metrics per task: :mod:`robust_mmr_pipeline.tasks.registry`.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +130,7 @@ def finetune_task(
     linear_probe_epochs: int = 0,
     linear_probe_lr: float = 1e-3,
     wise_ft_alphas: tuple[float, ...] = (),
+    on_eval: Callable[[int, Mapping[str, float]], None] | None = None,
 ) -> FinetuneSummary:
     """Fine-tune ``task`` on ``train_rows``, select the best step on ``val_rows``.
 
@@ -145,6 +144,9 @@ def finetune_task(
     interpolated back towards the model fine-tuning started from (WiSE-FT,
     :mod:`robust_mmr_pipeline.tasks.wise_ft`) at each alpha, and the interpolant with the best
     validation metric replaces it (the fine-tuned model, alpha 1, wins ties).
+
+    ``on_eval(step, validation metrics)`` is called after every validation pass (e.g. Optuna's
+    report / prune: an exception it raises stops the run).
 
     ``backbone_checkpoint``: a pre-training (or task) checkpoint whose backbone initialises the
     model; None builds the backbone from ``model_config`` with random weights (the
@@ -170,9 +172,10 @@ def finetune_task(
         train,
     )
     from robust_mmr_pipeline.engine.checkpoint import BEST_DIRNAME, CHECKPOINTS_DIRNAME
+    from robust_mmr_pipeline.launch import launched_process
     from robust_mmr_pipeline.recipes.evaluate import TaskEvaluator
     from robust_mmr_pipeline.tasks import TaskCollator, TaskModel, select_best
-    from robust_mmr_pipeline.tasks.frozen_features import save_shared
+    from robust_mmr_pipeline.tasks.frozen_features import save_features
 
     spec = task_spec(task)
     if "split" in val_rows.columns and set(val_rows["split"].astype(str)) - {"val"}:
@@ -210,13 +213,16 @@ def finetune_task(
     cache = ImageCache(cache_dir)
     dataset = spec.make_dataset(train_rows, cache, label_names)
     max_length = int(model.backbone.config.text.max_length)
-    probe, shared = None, None
+    probe, frozen = None, None
     if linear_probe_epochs > 0 and model.head is not None:
-        from robust_mmr_pipeline.tasks.frozen_features import encode_shared
-        from robust_mmr_pipeline.tasks.probe import fit_head_on_frozen_features
+        from robust_mmr_pipeline.tasks.frozen_features import feature_key
+        from robust_mmr_pipeline.tasks.probe import fit_head_on_frozen_features, frozen_features
 
-        # encoded once: the evaluation's frozen-backbone probe reads them too (saved below)
-        shared = encode_shared(model.backbone, train_rows, cache, tokenizer, spec.text_column)
+        # encoded once: the evaluation's frozen-backbone probe reads them (saved below)
+        features = frozen_features(model.backbone, train_rows, cache, tokenizer, spec.text_column)
+        key = feature_key(model.backbone, tokenizer, train_rows, cache,
+                          text_column=spec.text_column, max_length=max_length)  # fmt: skip
+        frozen = (features, key)
         probe = fit_head_on_frozen_features(
             model,
             train_rows,
@@ -229,7 +235,7 @@ def finetune_task(
             weight_decay=config.weight_decay,
             batch_size=config.batch_size,
             seed=config.seed,
-            features=shared[0],
+            features=features,
         )
         config = dataclasses.replace(config, eval_at_start=True)
     wise_start = None
@@ -263,6 +269,8 @@ def finetune_task(
             save_best(
                 best_root, step, net, {"val": dict(values)}, tokenizer, accelerator.is_main_process
             )
+        if on_eval is not None:
+            on_eval(step, values)
         return {f"val/{k}": float(v) for k, v in values.items()}
 
     memory = MemoryLogger()
@@ -288,18 +296,32 @@ def finetune_task(
     }
     wise = None
     if wise_start is not None:
-        wise, chosen = _wise_ft(model, wise_start, wise_ft_alphas, checkpoint, evaluator, val_rows)
+        from robust_mmr_pipeline.engine.checkpoint import load_model_weights
+        from robust_mmr_pipeline.tasks.wise_ft import choose_alpha
+
+        def val_metrics_of(net: Any) -> dict[str, float]:
+            evaluator.model = net
+            return evaluator.evaluate(val_rows)[0]
+
+        load_model_weights(model, checkpoint)  # the selected step, interpolated towards start
+        choice = choose_alpha(model, wise_start, wise_ft_alphas, val_metrics_of, metric)
+        wise = {"alpha": choice.alpha, "val": choice.curve()}
+        logger.info("WiSE-FT, %s on validation by alpha: %s -> %g.", metric, wise["val"],
+                    choice.alpha)  # fmt: skip
+        chosen = choice.values[choice.alpha] if choice.alpha != 1.0 else None
         if chosen is not None:  # an interpolant beat the fine-tuned model on validation
             val_metrics = chosen
             save_best(
                 best_root,
                 int(selection.step),
                 model,
-                {"val": chosen, "wise_ft_alpha": wise["alpha"]},
+                {"val": chosen, "wise_ft_alpha": choice.alpha},
                 tokenizer,
-                True,
+                launched_process().is_main,
             )
-    save_shared(checkpoint, shared)  # published with the (final) best checkpoint
+    # after WiSE-FT, which rewrites the best checkpoint folder
+    if frozen is not None and launched_process().is_main:
+        save_features(checkpoint, *frozen)  # published with the checkpoint
     target.publish()
     checkpoint = target.final_path(checkpoint)
     return FinetuneSummary(
@@ -317,39 +339,6 @@ def finetune_task(
         linear_probe=dataclasses.asdict(probe) if probe is not None else None,
         wise_ft=wise,
     )
-
-
-def _wise_ft(
-    model: Any,
-    start: Mapping[str, Any],
-    alphas: tuple[float, ...],
-    checkpoint: Path,
-    evaluator: Any,
-    val_rows: pd.DataFrame,
-) -> tuple[dict[str, Any], dict[str, float] | None]:
-    """WiSE-FT on the best checkpoint: ``({"alpha", "val": {alpha: metric}}, the chosen
-    interpolant's validation metrics or None when the fine-tuned model stays)``; ``model``
-    ends holding the chosen weights."""
-    from robust_mmr_pipeline.engine.checkpoint import load_model_weights
-    from robust_mmr_pipeline.tasks.wise_ft import choose_alpha
-
-    load_model_weights(model, checkpoint)
-
-    def evaluate(net: Any) -> dict[str, float]:
-        evaluator.model = net
-        return evaluator.evaluate(val_rows)[0]
-
-    metric = task_spec(evaluator.task).selection_metric
-    choice = choose_alpha(model, start, alphas, evaluate, metric)
-    curve = choice.curve()
-    logger.info(
-        "WiSE-FT (%s on validation): %s -> alpha %g.",
-        metric,
-        ", ".join(f"{a}: {v:.4f}" for a, v in curve.items()),
-        choice.alpha,
-    )
-    chosen = choice.values[choice.alpha] if choice.alpha != 1.0 else None
-    return {"alpha": choice.alpha, "val": curve}, chosen
 
 
 def backbone_config(checkpoint_dir: str, overrides: Mapping[str, Any] | None = None) -> Any:

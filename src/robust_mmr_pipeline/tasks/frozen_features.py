@@ -111,24 +111,3 @@ def load_features(folder: str | Path | None, key: str) -> torch.Tensor | None:
     except Exception as exc:  # a damaged file costs a recomputation, never a wrong number
         logger.warning("%s is unreadable (%s): the features are computed again.", path, exc)
         return None
-
-
-def encode_shared(
-    backbone: torch.nn.Module, rows: pd.DataFrame, cache: ImageCache, tokenizer: Any,
-    text_column: str,
-) -> tuple[torch.Tensor, str]:  # fmt: skip
-    """LP-FT's frozen features of ``rows`` and their :func:`feature_key`."""
-    from robust_mmr_pipeline.tasks.probe import frozen_features
-
-    features = frozen_features(backbone, rows, cache, tokenizer, text_column)
-    key = feature_key(backbone, tokenizer, rows, cache, text_column=text_column,
-                      max_length=int(backbone.config.text.max_length))  # fmt: skip
-    return features, key
-
-
-def save_shared(folder: str | Path, shared: tuple[torch.Tensor, str] | None) -> None:
-    """Save :func:`encode_shared`'s output in ``folder`` (the main process of a launch)."""
-    from robust_mmr_pipeline.launch import launched_process
-
-    if shared is not None and launched_process().is_main:
-        save_features(folder, *shared)

@@ -9,9 +9,8 @@ the pre-training texts, which include the validation domain's train texts, never
 
 Fine-tuning and model selection are the fine-tuning pipeline's own
 (:func:`robust_mmr_pipeline.recipes.finetune.finetune_task`, validation every ``eval_every``
-steps); a trial scores the selected model. Its validation history is reported to Optuna once
-fine-tuning has finished, so a pruned trial stops before the perturbed evaluation, not mid-run
-(``finetune_task`` has no per-evaluation callback).
+steps); a trial scores the selected model. Every validation pass is reported to Optuna as it
+happens (``finetune_task``'s ``on_eval``), so a pruned trial stops mid-fine-tuning.
 """
 
 from __future__ import annotations
@@ -261,9 +260,10 @@ def make_objective(
                 finetune_trainer,
                 str(finetune_dir),
                 log_to_mlflow=False,
+                on_eval=lambda step, val: report_history(
+                    trial, [(int(step), float(val[metric]))], single, run, results
+                ),
             )
-            history = [(int(r["step"]), float(r[f"val/{metric}"])) for r in finetuned.history]
-            report_history(trial, history, single, run, results)
             # the selected (best-on-validation) model, as the fine-tuning pipeline keeps it
             results["val_accuracy"] = float(finetuned.val_metrics[metric])
             objectives = [results["val_accuracy"]]
