@@ -54,5 +54,6 @@ def test_an_unknown_key_in_the_backbone_model_json_names_the_checkpoint_file(
     assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
     error = " ".join(output[output.index("Error: ") :].split())
     assert "Error: CheckpointError: Checkpoint " in error
-    assert "unknown key(s) ['config.fusion.num_layer']" in error
+    assert "unknown key 'model.json.config.fusion.num_layer'" in error
+    assert "did you mean 'num_layers'?" in error
     assert f"{manifest['checkpoint']}/model.json" in error and "Fix:" in error
