@@ -494,6 +494,10 @@ def trainer_settings(
 
 def model_config_for(spec: RunSpec, params: Mapping[str, Any], settings: Settings, tok: Any):
     overrides = copy.deepcopy(dict(params.get("model") or {}))
+    if spec.name != "default":
+        # joint vs M3AE-style compares the mmr preset's own objectives: an objective switched
+        # on over the preset in conf (e.g. gla_global) has no M3AE-style pass
+        overrides.pop("objectives", None)
     if spec.m3ae_style:
         overrides["m3ae_style"] = True
     size = settings.size or str(params.get("size", "small"))
